@@ -1,0 +1,100 @@
+"""Datasets held in memory as uint8 arrays, and a loader that batches them on the device.
+
+Two front doors::
+
+    bundle = create_dataset("cifar10", root="data/", split="nb201")
+    loader = build_loader(bundle.train, bundle, 256, train=True, seed=0, device="cuda")
+
+:func:`create_dataset` looks the name up in :data:`DATASETS` (``list_datasets()`` shows them)
+and returns a :class:`DataBundle` with train / valid / test :class:`ArrayDataset` splits;
+:func:`build_loader` wraps one split in a :class:`TensorLoader`. See ``docs/data.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from genas.data import datasets as _builtin  # noqa: F401  (registers the built-in datasets)
+from genas.data.base import AUGMENTATIONS, DATASETS, ArrayDataset, DataBundle, cap, split_rng
+from genas.data.loader import TensorLoader, build_loader
+from genas.errors import ConfigError
+from genas.validation import check_bool, check_choice, check_float, check_int
+
+__all__ = [
+    "DATASETS",
+    "AUGMENTATIONS",
+    "ArrayDataset",
+    "DataBundle",
+    "TensorLoader",
+    "build_loader",
+    "create_dataset",
+    "list_datasets",
+]
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    """Registered dataset names matching the shell-style ``pattern``, naturally sorted."""
+    return DATASETS.list(pattern)
+
+
+def create_dataset(
+    name: str,
+    root: str | None = None,
+    split: str = "default",
+    download: bool = False,
+    valid_fraction: float | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+) -> DataBundle:
+    """Load a registered dataset and split it into train / valid / test.
+
+    Args:
+        name: A name from :func:`list_datasets`, e.g. ``"digits"`` (the default, no files needed).
+        root: Where the files are (a folder, or the file for ``npz``); None searches the
+            dataset's environment variable and default folders. Ignored by datasets without files.
+        split: ``"default"`` or, where supported, ``"nb201"`` (the NAS-Bench-201 protocol).
+        download: Let torchvision download CIFAR into ``root`` (needs internet).
+        valid_fraction: Share of the official training set held out as ``valid`` with
+            ``split="default"``; None keeps the dataset's default.
+        limit: Cap every split at this many samples (a seeded, stratified subset) for quick runs;
+            for ``synthetic`` it is the number of training images.
+        seed: Seeds the splits, the ``limit`` subsets and synthetic data.
+
+    Returns:
+        The bundle.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered (the message suggests close names).
+        ConfigError: An option is out of range or not supported by the dataset.
+        DataNotFoundError: The dataset's files are not where they were looked for.
+
+    Example:
+        >>> from genas.data import create_dataset
+        >>> bundle = create_dataset("digits", seed=0)
+        >>> len(bundle.train), len(bundle.valid), len(bundle.test), bundle.num_classes
+        (1078, 360, 359, 10)
+    """
+    entry = DATASETS.entry(name)
+    owner = f"create_dataset({name!r})"
+    check_choice(split, "split", owner, entry.meta.get("splits", ("default",)))
+    check_bool(download, "download", owner)
+    if download and entry.meta.get("files", True) and not entry.meta.get("download", False):
+        raise ConfigError(
+            f"The 'download' parameter of {owner} must be false: genas cannot download {name}; "
+            "docs/data.md says where to get its files. Got True instead."
+        )
+    if root is not None and not isinstance(root, str):
+        root = str(root)  # accept pathlib.Path
+    if valid_fraction is not None:
+        check_float(valid_fraction, "valid_fraction", owner, 0.0, 1.0, closed="neither")
+    if limit is not None:
+        check_int(limit, "limit", owner, 1)
+    check_int(seed, "seed", owner, 0)
+    bundle = entry.obj(
+        root=root, split=split, download=download, valid_fraction=valid_fraction, limit=limit, seed=seed
+    )
+    if limit is None:
+        return bundle
+    rng = split_rng(seed, 3)
+    parts = {part: cap(getattr(bundle, part), limit, rng) for part in ("train", "valid", "test")}
+    return dataclasses.replace(bundle, **parts)

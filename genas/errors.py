@@ -1,0 +1,52 @@
+"""The small exception family of genas.
+
+Every class subclasses a built-in that users already catch, so ``except ValueError``
+keeps working, and the command-line tools turn any :class:`GenasError` into a
+one-line message with a non-zero exit instead of a traceback.
+"""
+
+__all__ = [
+    "GenasError",
+    "ConfigError",
+    "UnknownNameError",
+    "InvalidArchitectureError",
+    "DataNotFoundError",
+    "CheckpointError",
+    "NotTrainedError",
+    "PluginError",
+]
+
+
+class GenasError(Exception):
+    """Base class of every error genas raises on purpose for a user mistake."""
+
+
+class ConfigError(GenasError, ValueError):
+    """A configuration value or option is invalid."""
+
+
+class UnknownNameError(GenasError, KeyError):
+    """A name was looked up in a registry that does not hold it."""
+
+    def __str__(self) -> str:  # KeyError would add quotes around the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidArchitectureError(GenasError, ValueError):
+    """An architecture string, tuple or object is malformed or from another space."""
+
+
+class DataNotFoundError(GenasError, FileNotFoundError):
+    """A dataset or table file is not where it was expected."""
+
+
+class CheckpointError(GenasError, RuntimeError):
+    """A checkpoint is missing, corrupt or incompatible with the current config."""
+
+
+class NotTrainedError(GenasError, RuntimeError):
+    """Something needs a trained supernet (or checkpoint) that does not exist yet."""
+
+
+class PluginError(GenasError, ImportError):
+    """A plugin could not be loaded or does not follow the protocol."""

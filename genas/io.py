@@ -1,0 +1,80 @@
+"""Atomic file writes: a file is either absent, the old version, or complete.
+
+Every writer goes through a temporary file in the same directory followed by
+:func:`os.replace`, so an interrupted run never leaves a half-written checkpoint,
+config or result behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator, IO
+
+__all__ = ["atomic_writer", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "to_jsonable"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path``; on success it replaces ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_writer(path, "w") as fh:
+        fh.write(text)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars, paths, tuples and dataclass-like objects into JSON types."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        return obj.item()
+    if hasattr(obj, "to_json") and callable(obj.to_json):
+        return obj.to_json()
+    return str(obj)
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any, indent: int = 2) -> None:
+    """Write ``data`` as JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(to_jsonable(data), indent=indent, sort_keys=False) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike, save: Callable[[Any, IO[bytes]], None] | None = None) -> None:
+    """``torch.save`` to ``path`` atomically."""
+    if save is None:
+        import torch
+
+        save = torch.save
+    with atomic_writer(path, "wb") as fh:
+        save(obj, fh)

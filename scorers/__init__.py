@@ -1,0 +1,30 @@
+"""The scorer registry and the built-in scorers that rank subnets of a trained supernet.
+
+Built-ins: ``accuracy``, ``loss``, ``angle`` (RLNAS), ``flatness`` (GeNAS eq. 4), ``nb201``
+(table oracle); expressions ``angle+flatness``, ``accuracy+0.5*flatness``, ``na:accuracy``.
+Third-party scorers register with :func:`register_scorer` from a ``--plugin`` file or module,
+or through the ``genas.scorers`` entry-point group (see ``docs/writing_a_scorer.md``).
+
+Example:
+    >>> from scorers import create_scorer, list_scorers
+    >>> "flatness" in list_scorers()
+    True
+    >>> create_scorer("flatness").sigmas
+    (0.002, 0.01, 0.02)
+"""
+
+from scorers.base import Needs, Scorer, ScoringContext, finalize_scores
+from scorers.registry import SCORERS, list_scorers, load_plugin, origin_of, register_scorer, scorer_table
+from scorers.combine import WeightedSum, create_scorer, parse_expression  # noqa: I001  (needs the registry)
+from scorers.neighborhood import NeighborhoodAware
+from scorers import builtins as _builtins  # noqa: F401  (registers the built-ins)
+from scorers.accuracy import Accuracy, Loss
+from scorers.angle import Angle
+from scorers.flatness import Flatness, flatness_from_losses
+from scorers.oracle import NB201Oracle
+
+__all__ = [
+    "SCORERS", "Scorer", "Needs", "ScoringContext", "register_scorer", "create_scorer", "list_scorers",
+    "scorer_table", "load_plugin", "origin_of", "finalize_scores", "parse_expression", "WeightedSum",
+    "NeighborhoodAware", "Accuracy", "Loss", "Angle", "Flatness", "NB201Oracle", "flatness_from_losses",
+]  # fmt: skip

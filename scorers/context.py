@@ -1,0 +1,181 @@
+"""What scorers evaluate in: the trained supernet, fixed data batches, caches.
+
+A :class:`ScoringContext` is built once per search (``ScoringContext.from_run``) and
+holds everything that must be identical for every candidate: the supernet weights, the
+BN-recalibration batches (training split), the held-out validation batches and the seed.
+BN recalibration of a subnet is done once per architecture and cached, so combined
+scorers (``accuracy+flatness``) do not recalibrate twice.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genas.errors import ConfigError, NotTrainedError
+from genas.spaces import SearchSpace, create_space
+from supernet.base import Subnet, Supernet
+from supernet.bn import bn_modules, recalibrate_bn
+
+__all__ = ["ScoringContext"]
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class ScoringContext:
+    """The shared state of one scoring session.
+
+    Args:
+        supernet: Trained supernet (None for scorers that need none, e.g. the ``nb201`` table oracle).
+        space: The search space (default: the supernet's).
+        device: Where evaluation runs.
+        train_batches: Batches used to recalibrate BN statistics (SPOS/GeNAS: training split).
+        valid_batches: Held-out labelled batches every data scorer evaluates on.
+        init_state: The supernet's step-0 state dict (for the angle scorer).
+        bn_momentum: None for cumulative BN averaging (default), or a momentum (GeNAS: 0.1).
+        seed: Seed for scorers' own randomness (noise, neighbour samples).
+        metadata: Free-form facts recorded with results (run path, checkpoint).
+        cache_size: Architectures whose recalibrated BN statistics / evaluations are kept.
+    """
+
+    def __init__(
+        self,
+        supernet: Supernet | None = None,
+        *,
+        space: SearchSpace | None = None,
+        device: torch.device | str = "cpu",
+        train_batches: Sequence[Batch] | None = None,
+        valid_batches: Sequence[Batch] | None = None,
+        init_state: dict[str, torch.Tensor] | None = None,
+        bn_momentum: float | None = None,
+        seed: int = 0,
+        metadata: dict[str, Any] | None = None,
+        cache_size: int = 256,
+    ) -> None:
+        if supernet is None and space is None:
+            raise ConfigError("a ScoringContext needs a supernet or a search space")
+        self.supernet = supernet
+        self.space = space if space is not None else supernet.space
+        self.device = torch.device(device)
+        self.train_batches = list(train_batches or [])
+        self._valid = list(valid_batches or [])
+        self.init_state = init_state
+        self.bn_momentum = bn_momentum
+        self.seed = seed
+        self.metadata = dict(metadata or {})
+        self.cache_size = cache_size
+        self._bn_cache: OrderedDict[Any, list[tuple[torch.Tensor, ...]]] = OrderedDict()
+        self._eval_cache: OrderedDict[Any, tuple[float, float]] = OrderedDict()
+
+    # ---- construction from a training run ----------------------------------------------
+    @classmethod
+    def from_run(
+        cls,
+        run_path: str,
+        *,
+        checkpoint: str = "last",
+        device: torch.device | str = "cpu",
+        bn_batches: int = 14,
+        bn_batch_size: int = 64,
+        bn_momentum: float | None = None,
+        eval_batches: int | None = None,
+        eval_batch_size: int = 256,
+        seed: int = 0,
+        data: bool = True,
+        channels_last: bool | None = None,
+    ) -> ScoringContext:
+        """Load run ``run_path``'s supernet and build the batches its scorers use.
+
+        The held-out split is rebuilt from the run's own config and seed, so it is exactly the
+        split the supernet never trained on.
+        """
+        from genas.data import build_loader
+        from supernet.factory import build_data, load_trained
+
+        trained = load_trained(run_path, checkpoint, device=device)
+        cfg = trained.config
+        cl = cfg.train.channels_last if channels_last is None else channels_last
+        net = trained.model
+        if cl:
+            net.to(memory_format=torch.channels_last)
+        train_b, valid_b = [], []
+        if data:
+            bundle = build_data(cfg.data, cfg.run.seed)
+            if bn_batches:
+                loader = build_loader(bundle.train, bundle, bn_batch_size, train=True, seed=seed, device=device, channels_last=cl)
+                train_b = loader.batches(bn_batches, seed)
+            valid = build_loader(bundle.valid, bundle, eval_batch_size, train=False, device=device, channels_last=cl)
+            for i, batch in enumerate(valid):
+                if eval_batches is not None and i >= eval_batches:
+                    break
+                valid_b.append(batch)
+        meta = {"run": str(trained.run.path), "checkpoint": str(trained.checkpoint), "dataset": cfg.data.dataset}
+        return cls(net, device=device, train_batches=train_b, valid_batches=valid_b, init_state=trained.init_state,
+                   bn_momentum=bn_momentum, seed=seed, metadata=meta)  # fmt: skip
+
+    @classmethod
+    def for_space(cls, space: str | SearchSpace, seed: int = 0) -> ScoringContext:
+        """A context without a supernet (for table oracles and other data-free scorers)."""
+        return cls(space=create_space(space) if isinstance(space, str) else space, seed=seed)
+
+    # ---- access ------------------------------------------------------------------------
+    def require_supernet(self, who: str) -> Supernet:
+        if self.supernet is None:
+            raise NotTrainedError(f"scorer {who!r} needs a trained supernet; train one with `python tools/train_supernet.py`")
+        return self.supernet
+
+    @property
+    def valid_batches(self) -> list[Batch]:
+        if not self._valid:
+            raise ConfigError("this scoring context holds no validation batches (built with data=False?)")
+        return self._valid
+
+    def subnet(self, arch: Any) -> Subnet:
+        """The subnet of ``arch`` in eval mode, its BN statistics recalibrated (cached per architecture)."""
+        net = self.require_supernet("subnet")
+        arch = self.space.parse(arch)
+        sub = net.subnet(arch)
+        layers = bn_modules(sub)
+        if arch in self._bn_cache:
+            self._bn_cache.move_to_end(arch)
+            with torch.no_grad():
+                for m, (mean, var, n) in zip(layers, self._bn_cache[arch]):
+                    m.running_mean.copy_(mean)
+                    m.running_var.copy_(var)
+                    m.num_batches_tracked.copy_(n)
+        elif self.train_batches:
+            recalibrate_bn(sub, self.train_batches, momentum=self.bn_momentum)
+            self._bn_cache[arch] = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in layers]
+            if len(self._bn_cache) > self.cache_size:
+                self._bn_cache.popitem(last=False)
+        return sub.eval()
+
+    @torch.inference_mode()
+    def evaluate(self, arch: Any) -> tuple[float, float]:
+        """(mean cross-entropy, top-1 accuracy as a fraction) of ``arch`` on the validation batches."""
+        arch = self.space.parse(arch)
+        if arch in self._eval_cache:
+            return self._eval_cache[arch]
+        result = evaluate_module(self.subnet(arch), self.valid_batches)
+        self._eval_cache[arch] = result
+        if len(self._eval_cache) > self.cache_size:
+            self._eval_cache.popitem(last=False)
+        return result
+
+
+def evaluate_module(model: nn.Module, batches: Sequence[Batch]) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` over ``batches``, summed per image."""
+    loss = torch.zeros((), dtype=torch.float64, device=batches[0][0].device)
+    correct = torch.zeros((), dtype=torch.long, device=batches[0][0].device)
+    n = 0
+    for x, y in batches:
+        logits = model(x)
+        loss += F.cross_entropy(logits.float(), y, reduction="sum").double()
+        correct += (logits.argmax(1) == y).sum()
+        n += y.numel()
+    return loss.item() / n, correct.item() / n

@@ -1,0 +1,91 @@
+"""From a config (or a finished run) to data, a supernet and its checkpointed weights.
+
+These are the front doors downstream tools use: ``evolve``, ``rank_nb201`` and the
+scorers never rebuild a supernet by hand, they call :func:`load_trained`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genas.config import Config, DataConfig, SupernetConfig, load_config
+from genas.data import DataBundle, create_dataset
+from genas.errors import CheckpointError, NotTrainedError
+from genas.runs import Run
+from supernet import create_supernet
+from supernet.base import Supernet
+
+__all__ = ["build_data", "build_supernet", "TrainedSupernet", "load_trained", "default_run_name"]
+
+
+def default_run_name(cfg: Config) -> str:
+    """``run.name`` or ``<space>-<dataset>`` (e.g. ``nb201-digits``)."""
+    return cfg.run.name or f"{cfg.supernet.space}-{cfg.data.dataset}"
+
+
+def build_data(cfg: DataConfig, seed: int) -> DataBundle:
+    """The dataset bundle of ``cfg`` (random labels applied to the training split if asked)."""
+    bundle = create_dataset(cfg.dataset, root=cfg.root, split=cfg.split, download=cfg.download,
+                            valid_fraction=cfg.valid_fraction, limit=cfg.limit, seed=seed)  # fmt: skip
+    if cfg.random_labels:
+        from dataclasses import replace
+
+        bundle = replace(bundle, train=bundle.train.with_random_labels(bundle.num_classes, seed))
+    return bundle
+
+
+def supernet_kwargs(cfg: SupernetConfig, bundle: DataBundle) -> dict[str, Any]:
+    return dict(num_classes=bundle.num_classes, in_channels=bundle.channels, channels=cfg.channels,
+                layers=cfg.layers, affine=cfg.affine, track_running_stats=cfg.track_running_stats,
+                stem_multiplier=cfg.stem_multiplier)  # fmt: skip
+
+
+def build_supernet(cfg: SupernetConfig, bundle: DataBundle, device: torch.device | str = "cpu") -> Supernet:
+    """A freshly initialised supernet for ``cfg`` on ``bundle``'s images."""
+    return create_supernet(cfg.space, device=device, **supernet_kwargs(cfg, bundle))
+
+
+@dataclass
+class TrainedSupernet:
+    """A supernet with weights from a run, plus what scoring needs alongside it."""
+
+    model: Supernet
+    config: Config
+    run: Run
+    checkpoint: Path
+    init_state: dict[str, torch.Tensor] | None  # weights at step 0 (angle scorer), if saved
+
+
+def load_trained(
+    run_path: str | Path, which: str = "last", device: torch.device | str = "cpu", with_init: bool = True
+) -> TrainedSupernet:
+    """Rebuild the supernet of a training run and load checkpoint ``which`` (``last``, ``init``, ``epoch_0010``).
+
+    Raises:
+        NotTrainedError: No run or checkpoint there (the message says which command makes it).
+        CheckpointError: The checkpoint is corrupt or does not match the run's config.
+    """
+    run = Run(run_path)
+    if not run.path.is_dir():
+        raise NotTrainedError(f"no supernet run at {run.path}; train one with `python tools/train_supernet.py` "
+                              "(or point --supernet at a run directory)")  # fmt: skip
+    cfg = load_config(None, base=run.read_config())
+    state = run.load(which, map_location="cpu")
+    hp = dict(state.get("hparams", {}))
+    space = hp.pop("space", None)
+    if space != cfg.supernet.space:
+        raise CheckpointError(f"checkpoint {run.checkpoint_path(which)} is for space {space!r}, the run's config says {cfg.supernet.space!r}")
+    model = create_supernet(space, device=device, **hp)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint {run.checkpoint_path(which)} does not fit the supernet: {str(exc).splitlines()[0]}") from exc
+    init_state = None
+    if with_init and run.checkpoint_path("init").is_file():
+        init_state = run.load("init", map_location="cpu")["model"]
+    model.eval()
+    return TrainedSupernet(model, cfg, run, run.checkpoint_path(which), init_state)

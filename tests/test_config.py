@@ -1,0 +1,79 @@
+"""Config: YAML + CLI overrides, unknown keys, types, ranges."""
+
+from __future__ import annotations
+
+import pytest
+
+from genas.config import CONFIG_DIR, Config, dump_config, load_config, split_overrides, yaml_load
+from genas.errors import ConfigError
+
+
+def test_defaults_are_the_spec_values():
+    cfg = Config()
+    assert (cfg.train.lr, cfg.train.lr_min, cfg.train.momentum, cfg.train.weight_decay) == (0.025, 0.001, 0.9, 5e-4)
+    assert (cfg.search.population, cfg.search.topk, cfg.search.mutations, cfg.search.crossovers) == (50, 10, 25, 25)
+    assert cfg.search.mutation_prob == 0.1 and cfg.search.iterations == 20
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+def test_builtin_configs_load(name):
+    cfg = load_config(name)
+    assert load_config(None, base=yaml_load(dump_config(cfg))) == cfg  # resolved config round-trips
+
+
+def test_recipes_hold_the_spec_values():
+    nb = load_config("nb201_cifar10")
+    assert (nb.supernet.channels, nb.supernet.layers, nb.supernet.affine) == (16, 5, False)
+    assert (nb.train.epochs, nb.data.batch_size, nb.train.weight_decay, nb.train.nesterov) == (250, 64, 5e-4, True)
+    assert nb.data.split == "nb201" and (nb.search.population, nb.search.topk) == (100, 30)
+    d = load_config("darts_cifar10")
+    assert (d.supernet.space, d.supernet.layers, d.supernet.affine, d.train.grad_clip, d.train.weight_decay) == (
+        "darts", 8, True, 5.0, 3e-4)
+
+
+def test_overrides_both_spellings_and_types():
+    cfg = load_config("quickstart", ["--train.epochs", "3", "--train.lr=1e-2", "--run.name", "x",
+                                     "--score.options.sigmas", "[2e-3, 1e-2]", "--train.grad_clip", "none"])  # fmt: skip
+    assert cfg.train.epochs == 3 and cfg.train.lr == 0.01 and cfg.run.name == "x"
+    assert cfg.score.options == {"sigmas": [0.002, 0.01]} and cfg.train.grad_clip is None
+    rest, pairs = split_overrides(["--config", "a.yaml", "--data.limit", "5", "--resume"])
+    assert rest == ["--config", "a.yaml", "--resume"] and pairs == [("data.limit", "5")]
+
+
+def test_yaml_reads_exponent_floats(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 1e-2\n  weight_decay: 3e-4\n")
+    cfg = load_config(path)
+    assert cfg.train.lr == 0.01 and cfg.train.weight_decay == 3e-4
+
+
+@pytest.mark.parametrize(
+    "over, needle",
+    [
+        (["--train.lrr", "1"], "unknown config key 'train.lrr'. Did you mean 'train.lr'"),
+        (["--tarin.lr", "1"], "unknown config section 'tarin'"),
+        (["--train.epochs", "many"], "'train.epochs' must be int"),
+        (["--train.epochs", "0"], "The 'epochs' parameter of train must be an int in the range [1, inf). Got 0"),
+        (["--data.split", "nb"], "Did you mean 'nb201'"),
+        (["--run.device", "tpu"], "'device' parameter of run"),
+        (["--train.amp", "fp8"], "{'bf16', 'none'}"),
+        (["--train.lr_min", "1.0"], "lr_min"),
+        (["--search.topk", "99"], "The 'topk' parameter of search"),
+    ],
+)
+def test_bad_values_raise_one_line_config_errors(over, needle):
+    with pytest.raises(ConfigError) as info:
+        load_config("quickstart", over)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found; built-in configs: darts_cifar10, nb201_cifar10, quickstart"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    bad.write_text("trian:\n  lr: 0.1\n")
+    with pytest.raises(ConfigError, match="Did you mean 'train'"):
+        load_config(bad)
