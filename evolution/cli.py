@@ -12,7 +12,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -21,6 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from genas.cli import ArgumentParser
 from genas.config import Config, load_config, split_overrides
 from genas.distributed import init_distributed, resolve_device
 from genas.errors import ConfigError, NotTrainedError
@@ -29,8 +29,8 @@ from genas.runs import Run, environment_record
 __all__ = ["main", "search_from_config"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="evolve.py",
         description="Evolutionary search over subnets of a trained supernet, ranked by a registered scorer.",
         epilog="Config values can be overridden as --section.key value (sections: run, score, search). "
@@ -84,7 +84,7 @@ def search_from_config(cfg: Config, run_dir: Path, out: Path, plugins: Sequence[
     """Run the search of ``cfg.search`` with scorer ``cfg.score`` over the supernet trained in ``run_dir``."""
     from evolution import Constraint, algorithm_from_config, run_search
     from genas.spaces import create_space
-    from scorers import ScoringContext, create_scorer, finalize_scores, load_plugin
+    from scorers import ScoringContext, cached_scores, create_scorer, load_plugin, origin_of
 
     for plugin in [*cfg.score.plugins, *plugins]:
         load_plugin(plugin)
@@ -116,7 +116,7 @@ def search_from_config(cfg: Config, run_dir: Path, out: Path, plugins: Sequence[
     sign = 1.0 if scorer.higher_is_better else -1.0
 
     def fitness(archs: list[Any]) -> np.ndarray:
-        return sign * finalize_scores(scorer, archs, scorer.score(archs, ctx))
+        return sign * cached_scores(scorer, archs, ctx, origin_of(scorer.name))
 
     meta = {
         "scorer": cfg.score.scorer,
@@ -129,7 +129,7 @@ def search_from_config(cfg: Config, run_dir: Path, out: Path, plugins: Sequence[
         "versions": environment_record(cfg.run.seed)["versions"],
     }
     result = run_search(algo, fitness, out, resume=resume, progress=cfg.run.progress, metadata=meta)
-    if result.best is not None and (not ctx.metadata or True):
+    if result.best is not None:
         print(f"best architecture ({cfg.score.scorer} = {sign * result.best.score:.6g}, {result.num_scored} scored): {result.best.arch}")
         print(f"results in {out}")
     return result

@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -293,7 +294,9 @@ class _Writer:
         if algo.constraint is not None:
             core["constraint"] = getattr(algo.constraint, "describe", lambda: repr(algo.constraint))()
         atomic_write_json(self.out / BEST_FILE, {**self.metadata, **core})
-        _plot_curve(curve, self.out / CURVE_FILE, f"{algo.describe()}, seed {algo.seed}")
+        scorer = self.metadata.get("scorer")
+        head = f"scorer {scorer}: " if scorer else ""
+        _plot_curve(curve, self.out / CURVE_FILE, f"{head}{algo.describe()}, seed {algo.seed}")
 
 
 def _mean(scores: Sequence[float] | np.ndarray) -> float:
@@ -329,7 +332,7 @@ def _plot_curve(curve: list[dict[str, float]], path: Path, title: str) -> None:
     ax.plot(gens, [r["mean"] for r in curve], marker=".", label="generation mean")
     ax.set_xlabel("generation")
     ax.set_ylabel("score (higher is better)")
-    ax.set_title(title, fontsize=8)
+    ax.set_title(textwrap.fill(title, 90), fontsize=8)
     ax.legend()
     fig.tight_layout()
     with atomic_writer(path, "wb") as fh:

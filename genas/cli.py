@@ -7,13 +7,21 @@ single ``error: ...`` line on stderr and exit status 2, and Ctrl-C into status 1
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import Callable, Sequence
 
 from genas.errors import GenasError
 
-__all__ = ["run_cli", "main"]
+__all__ = ["run_cli", "main", "ArgumentParser"]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one ``error:`` line (exit 2), like every other user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def run_cli(main_fn: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:

@@ -13,9 +13,9 @@ Example:
     (0.002, 0.01, 0.02)
 """
 
-from scorers.base import Needs, Scorer, ScoringContext, finalize_scores
+from scorers.base import Needs, Scorer, ScoringContext, cached_scores, finalize_scores
 from scorers.registry import SCORERS, list_scorers, load_plugin, origin_of, register_scorer, scorer_table
-from scorers.combine import WeightedSum, create_scorer, parse_expression  # noqa: I001  (needs the registry)
+from scorers.combine import WeightedSum, create_scorer, create_scorers, parse_expression  # noqa: I001  (needs the registry)
 from scorers.neighborhood import NeighborhoodAware
 from scorers import builtins as _builtins  # noqa: F401  (registers the built-ins)
 from scorers.accuracy import Accuracy, Loss
@@ -24,7 +24,7 @@ from scorers.flatness import Flatness, flatness_from_losses
 from scorers.oracle import NB201Oracle
 
 __all__ = [
-    "SCORERS", "Scorer", "Needs", "ScoringContext", "register_scorer", "create_scorer", "list_scorers",
-    "scorer_table", "load_plugin", "origin_of", "finalize_scores", "parse_expression", "WeightedSum",
+    "SCORERS", "Scorer", "Needs", "ScoringContext", "register_scorer", "create_scorer", "create_scorers", "list_scorers",
+    "scorer_table", "load_plugin", "origin_of", "finalize_scores", "cached_scores", "parse_expression", "WeightedSum",
     "NeighborhoodAware", "Accuracy", "Loss", "Angle", "Flatness", "NB201Oracle", "flatness_from_losses",
 ]  # fmt: skip

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["Needs", "Scorer", "ScoringContext", "finalize_scores"]
+__all__ = ["Needs", "Scorer", "ScoringContext", "finalize_scores", "cached_scores"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,21 @@ def finalize_scores(scorer: Scorer, archs: Sequence[Any], values: Any, origin: s
         )
         arr = np.where(bad, scorer.worst, arr)
     return arr
+
+
+def cached_scores(scorer: Scorer, archs: Sequence[Any], ctx: ScoringContext, origin: str = "") -> np.ndarray:
+    """``scorer``'s finalised scores of ``archs``, computing only those not yet cached in ``ctx``.
+
+    Scores are deterministic for a fixed context, so a score computed once (for ``accuracy``
+    alone, or as a part of ``accuracy+flatness``) is reused for the rest of the session.
+    """
+    key = repr(scorer)
+    archs = [ctx.space.parse(a) for a in archs]
+    todo = list(dict.fromkeys(a for a in archs if (key, a) not in ctx.score_cache))
+    if todo:
+        values = finalize_scores(scorer, todo, scorer.score(todo, ctx), origin)
+        ctx.score_cache.update({(key, a): v for a, v in zip(todo, values.tolist())})
+    return np.array([ctx.score_cache[(key, a)] for a in archs], dtype=np.float64)
 
 
 # the context lives in its own module (it pulls in torch and the supernet); re-exported here

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from genas.errors import ConfigError
-from scorers.base import Needs, Scorer, ScoringContext, finalize_scores
+from scorers.base import Needs, Scorer, ScoringContext, cached_scores
 from scorers.neighborhood import NeighborhoodAware
 from scorers.registry import build_scorer, list_scorers, origin_of
 
-__all__ = ["create_scorer", "WeightedSum", "parse_expression", "DEFAULT_GAMMA"]
+__all__ = ["create_scorer", "create_scorers", "WeightedSum", "parse_expression", "DEFAULT_GAMMA"]
 
 DEFAULT_GAMMA = 16.0
 _NUM = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
@@ -72,7 +72,7 @@ class WeightedSum(Scorer):
     def score(self, archs: Sequence[Any], ctx: ScoringContext) -> np.ndarray:
         total = np.zeros(len(archs))
         for weight, scorer in self.parts:
-            raw = finalize_scores(scorer, archs, scorer.score(archs, ctx), origin_of(scorer.name))
+            raw = cached_scores(scorer, archs, ctx, origin_of(scorer.name))
             value = scorer.normalized(raw)
             total += weight * (value if scorer.higher_is_better else -value)
         return total
@@ -95,6 +95,21 @@ def _single(name: str, options: dict[str, Any], used: set[str]) -> Scorer:
     return scorer
 
 
+def create_scorers(expressions: list[str], **options: Any) -> list[Scorer]:
+    """Several scorers sharing one option set: each takes the options it accepts; an option no scorer
+    takes is an error."""
+    options = {k: v for k, v in options.items() if v is not None}
+    out, used = [], set()
+    for expr in expressions:
+        scorer, keys = _create(expr, options, strict=False)
+        out.append(scorer)
+        used |= keys
+    unused = sorted(set(options) - used)
+    if unused:
+        raise ConfigError(f"option {unused[0]!r} is not taken by any of the scorers {', '.join(expressions)}")
+    return out
+
+
 def create_scorer(expression: str, **options: Any) -> Scorer:
     """The front door: a scorer (or combination) from its expression and keyword options.
 
@@ -107,8 +122,12 @@ def create_scorer(expression: str, **options: Any) -> Scorer:
         >>> [(w, p.name) for w, p in s.parts]
         [(1.0, 'angle'), (16.0, 'flatness')]
     """
-    options = {k: v for k, v in options.items() if v is not None}
+    return _create(expression, {k: v for k, v in options.items() if v is not None}, strict=True)[0]
+
+
+def _create(expression: str, options: dict[str, Any], strict: bool) -> tuple[Scorer, set[str]]:
     terms = parse_expression(expression)
+    options = dict(options)
     gamma = options.pop("gamma", DEFAULT_GAMMA)
     list_scorers()  # import built-ins (and entry points) before resolving names
     used: set[str] = set()
@@ -123,10 +142,10 @@ def create_scorer(expression: str, **options: Any) -> Scorer:
         scorer = WeightedSum(parts, expression.replace(" ", ""))
         used.add("gamma")
     unused = sorted(set(options) - used)
-    if unused:
+    if unused and strict:
         raise ConfigError(f"option {unused[0]!r} is not taken by any part of scorer {expression!r}; "
                           "see `python tools/evolve.py --list-scorers` and docs/scorers.md for each scorer's options")  # fmt: skip
-    return scorer
+    return scorer, used
 
 
 def _is_flatness(s: Scorer) -> bool:

@@ -71,6 +71,7 @@ class ScoringContext:
         self.cache_size = cache_size
         self._bn_cache: OrderedDict[Any, list[tuple[torch.Tensor, ...]]] = OrderedDict()
         self._eval_cache: OrderedDict[Any, tuple[float, float]] = OrderedDict()
+        self.score_cache: dict[tuple[str, Any], float] = {}  # (repr(scorer), arch) -> finalised score
 
     # ---- construction from a training run ----------------------------------------------
     @classmethod

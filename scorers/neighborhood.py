@@ -3,7 +3,8 @@
 score(a) = aggregate of a base scorer over ``a`` and ``k`` radius-1 neighbours of ``a``,
 sampled with a generator keyed by (seed, architecture), so the same architecture always gets
 the same neighbours.  All candidates and neighbours of a batch are scored by the base scorer
-in one call (and remembered), so a neighbour shared by several candidates is scored once.
+in one call, through the context's score cache, so a neighbour shared by several candidates
+(or already scored as a candidate) is scored once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from genas.validation import check_choice, check_int
-from scorers.base import Scorer, ScoringContext, finalize_scores
+from scorers.base import Scorer, ScoringContext, cached_scores
 from scorers.perturb import noise_seed
 
 __all__ = ["NeighborhoodAware"]
@@ -40,8 +41,6 @@ class NeighborhoodAware(Scorer):
         self.name = f"na:{base.name}"
         self.higher_is_better = base.higher_is_better
         self.needs = base.needs
-        self._memo: dict[Any, float] = {}
-        self._memo_ctx: int | None = None
 
     def normalized(self, values: np.ndarray) -> np.ndarray:
         return self.base.normalized(values)
@@ -51,16 +50,12 @@ class NeighborhoodAware(Scorer):
         return ctx.space.sample_neighbors(arch, 1, self.k, rng)
 
     def score(self, archs: Sequence[Any], ctx: ScoringContext) -> np.ndarray:
-        if self._memo_ctx != id(ctx):
-            self._memo, self._memo_ctx = {}, id(ctx)
         archs = [ctx.space.parse(a) for a in archs]
         groups = [([a] if self.include_self else []) + self.neighbours(a, ctx) for a in archs]
-        todo = list(dict.fromkeys(b for g in groups for b in g if b not in self._memo))
-        if todo:
-            values = finalize_scores(self.base, todo, self.base.score(todo, ctx))
-            self._memo.update(zip(todo, values.tolist()))
+        flat = [b for g in groups for b in g]
+        values = dict(zip(flat, cached_scores(self.base, flat, ctx).tolist()))  # each distinct arch scored once
         agg = _AGGREGATES[self.aggregate]
-        return np.array([agg([self._memo[b] for b in g]) for g in groups])
+        return np.array([agg([values[b] for b in g]) for g in groups])
 
     def options(self) -> dict[str, Any]:
         return {"base": self.base.name, "k": self.k, "aggregate": self.aggregate, "include_self": self.include_self}

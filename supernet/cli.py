@@ -11,12 +11,12 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Sequence
 
 import torch
 
+from genas.cli import ArgumentParser
 from genas.config import dump_config, load_config, split_overrides
 from genas.data import build_loader
 from genas.distributed import broadcast_object, init_distributed, resolve_device
@@ -29,8 +29,8 @@ from supernet.train import SupernetTrainer
 __all__ = ["main", "train_from_config"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="train_supernet.py",
         description="Train a weight-sharing supernet with uniform single-path sampling (SPOS).",
         epilog="Any config value can be overridden as --section.key value (e.g. --train.epochs 10). "

@@ -24,7 +24,7 @@ from genas.landscape.neighborhood import (
 )
 from genas.landscape.paper import DATASET_NAMES, PAPER_KS, PAPER_MODEL_ACCURACY, PAPER_PAIRS, PAPER_TIERS
 from genas.landscape.paths import BARRIER_FORMS, AccuracyPath, Barrier, PathTree, accuracy_path, barrier, path_tree
-from genas.landscape.sources import AccuracySource, CallableSource, TableSource, evaluate
+from genas.landscape.sources import AccuracySource, CallableSource, ScorerSource, TableSource, evaluate
 from genas.landscape.stats import (
     KSResult,
     ks_statistic,
@@ -39,7 +39,7 @@ from genas.landscape.training import TrainRecord, TrainToThresholdSource
 
 __all__ = [
     # sources
-    "AccuracySource", "TableSource", "CallableSource", "TrainToThresholdSource", "TrainRecord", "evaluate",
+    "AccuracySource", "TableSource", "CallableSource", "ScorerSource", "TrainToThresholdSource", "TrainRecord", "evaluate",
     # neighbourhoods
     "neighborhood", "NeighborTree", "neighbor_tree", "sample_tree_neighbors", "single_moves", "resolve_space",
     "nb201_neighbor_codes", "nb201_neighborhood_size",

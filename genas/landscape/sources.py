@@ -23,7 +23,7 @@ import numpy as np
 from genas.benchmarks.nb201 import NB201Table
 from genas.errors import ConfigError
 
-__all__ = ["AccuracySource", "TableSource", "CallableSource", "evaluate"]
+__all__ = ["AccuracySource", "TableSource", "CallableSource", "ScorerSource", "evaluate"]
 
 
 @runtime_checkable
@@ -106,3 +106,36 @@ class CallableSource:
 
     def __repr__(self) -> str:
         return f"CallableSource({getattr(self.fn, '__name__', self.fn)!r})"
+
+
+class ScorerSource:
+    """Any registered scorer on a trained supernet, as a source (values in the scorer's own units).
+
+    Args:
+        scorer: A scorer from :func:`scorers.create_scorer` (``accuracy``, ``angle+flatness``, a plugin...).
+        ctx: The :class:`scorers.ScoringContext` it evaluates in.
+
+    Example:
+        >>> src = ScorerSource.from_run("accuracy", "runs/nb201-digits")  # doctest: +SKIP
+        >>> accuracy_path(path_tree(a, b), src).barrier()                  # doctest: +SKIP
+    """
+
+    def __init__(self, scorer: Any, ctx: Any) -> None:
+        self.scorer, self.ctx = scorer, ctx
+
+    @classmethod
+    def from_run(cls, expression: str, run_path: str, seed: int = 0, **context_options: Any) -> ScorerSource:
+        """Build the scorer ``expression`` on the supernet of training run ``run_path``."""
+        from scorers import ScoringContext, create_scorer  # downstream of genas's core: imported lazily
+
+        scorer = create_scorer(expression)
+        ctx = ScoringContext.from_run(run_path, seed=seed, data=scorer.needs.data, **context_options)
+        return cls(scorer, ctx)
+
+    def __call__(self, archs: Sequence[Any]) -> np.ndarray:
+        from scorers import cached_scores
+
+        return cached_scores(self.scorer, archs, self.ctx)
+
+    def __repr__(self) -> str:
+        return f"ScorerSource({self.scorer.name!r})"

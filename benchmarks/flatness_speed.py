@@ -1,0 +1,126 @@
+"""Seconds per candidate of GeNAS flatness: genas's batched engine vs the reference procedure.
+
+Setting (issue 3): an NB201 subnet of a C=16, N=5 supernet, 32x32 RGB input, 3 sigmas
+(2e-3, 1e-2, 2e-2), 1,024 validation images in batches of 256.  Side by side, alternating:
+
+* ``reference``: the GeNAS code's procedure: ``deepcopy`` of the whole supernet, Gaussian noise
+  added to every parameter (cumulatively, one copy), one full pass over the images per sigma,
+  NCHW, ``no_grad``;
+* ``engine``: ``Flatness`` as the search runs it (active path only, no copy, noise swapped in per
+  batch, channels_last), with its default batching for the device (loop on CPU, vmap on CUDA);
+* ``engine_vmap`` / ``engine_loop``: the two batching engines explicitly;
+* ``floor``: the same number of plain forwards of the subnet (3 x 1,024 images, channels_last),
+  i.e. the cost of the evaluation alone; ``floor_nchw`` the same in NCHW.
+
+BN recalibration is excluded from every contender (the reference does not do it either).
+
+    python benchmarks/flatness_speed.py                    # CPU, ~4 minutes
+    python benchmarks/flatness_speed.py --device cuda --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from _common import interleaved, machine, median, print_json, timed, write_result  # noqa: I001
+from scorers import ScoringContext, create_scorer
+from supernet import create_supernet
+
+ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+SIGMAS = (2e-3, 1e-2, 2e-2)
+
+
+def reference(net, arch, batches):
+    """GeNAS ``tester_wlm.py``: one deepcopy, cumulative noise on every parameter, a pass per sigma."""
+
+    def run():
+        with torch.no_grad():
+            model = copy.deepcopy(net).eval()
+            losses, prev = [], 0.0
+            for sigma in SIGMAS:
+                for p in model.parameters():
+                    p.add_(torch.normal(0, sigma - prev, size=p.shape, device=p.device))
+                prev = sigma
+                total = sum(F.cross_entropy(model(x, arch), y).item() for x, y in batches)
+                losses.append(total / len(batches))
+        return losses
+
+    return run
+
+
+def floor(sub, batches):
+    def run():
+        with torch.no_grad():
+            for _ in SIGMAS:
+                for x, _y in batches:
+                    sub(x)
+
+    return run
+
+
+def engine(ctx, arch, batching):
+    scorer = create_scorer("flatness", sigmas=list(SIGMAS), batching=batching)
+
+    def run():
+        scorer.losses(arch, ctx)
+
+    return run
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--images", type=int, default=1024)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--out", default=None, help="write the result as JSON here")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    net = create_supernet("nb201", num_classes=10, channels=16, layers=5, device=device).eval()
+    arch = net.space.parse(ARCH)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.images, 3, 32, 32, generator=gen)
+    y = torch.randint(0, 10, (args.images,), generator=gen)
+    nchw = [(x[i : i + args.batch].to(device), y[i : i + args.batch].to(device)) for i in range(0, args.images, args.batch)]
+    cl = [(a.contiguous(memory_format=torch.channels_last), b) for a, b in nchw]
+    net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    ctx = ScoringContext(net_cl, device=device, valid_batches=cl)  # no train batches: no BN recalibration
+    default = "vmap" if device.type == "cuda" else "loop"
+    runners = {
+        "reference": reference(net, arch, nchw),
+        "engine": engine(ctx, arch, default),
+        "engine_loop": engine(ctx, arch, "loop"),
+        "engine_vmap": engine(ctx, arch, "vmap"),
+        "floor": floor(net_cl.subnet(arch).eval(), cl),
+        "floor_nchw": floor(net.subnet(arch).eval(), nchw),
+    }
+    for fn in runners.values():
+        fn()  # warm-up
+    times = interleaved({k: (lambda f=f: timed(f, device)) for k, f in runners.items()}, args.rounds)
+    sec = {k: median(v) for k, v in times.items()}
+    result = {
+        "benchmark": "flatness_speed",
+        "setting": {"space": "nb201", "C": 16, "N": 5, "input": "32x32x3", "sigmas": list(SIGMAS),
+                    "images": args.images, "batch": args.batch, "rounds": args.rounds, "engine_batching": default},
+        "machine": machine(device),
+        "seconds_per_candidate": {k: round(v, 4) for k, v in sec.items()},
+        "speedup_engine_vs_reference": round(sec["reference"] / sec["engine"], 3),
+        "engine_vs_floor": round(sec["engine"] / sec["floor"], 3),
+        "speedup_floor_vs_reference": round(sec["reference"] / sec["floor"], 3),
+        "spread": {k: [round(min(v), 4), round(max(v), 4)] for k, v in times.items()},
+    }  # fmt: skip
+    print_json(result)
+    print(f"engine {sec['engine']:.3f} s/candidate, reference {sec['reference']:.3f} s: "
+          f"{result['speedup_engine_vs_reference']:.2f}x faster; {result['engine_vs_floor']:.3f}x the floor")  # fmt: skip
+    write_result(args.out, result)
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    main()

@@ -1,0 +1,53 @@
+"""An example genas scorer plugin: the ``grad_norm`` zero-cost proxy.
+
+grad_norm(a) = || dL/dw ||_2 of the subnet's weights on one held-out batch (Abdelfattah et al.,
+"Zero-Cost Proxies for Lightweight NAS", ICLR 2021), computed on the trained supernet's subnet.
+
+Use it without installing anything::
+
+    python tools/evolve.py --plugin examples/scorer_plugin/genas_gradnorm.py --scorer grad_norm
+    python tools/evolve.py --plugin examples/scorer_plugin/genas_gradnorm.py --scorer accuracy+0.01*grad_norm
+
+or install the folder (``pip install examples/scorer_plugin``): its ``pyproject.toml`` declares the
+entry point ``genas.scorers: grad_norm = genas_gradnorm``, so ``--scorer grad_norm`` works with no
+``--plugin`` at all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from scorers import Needs, Scorer, register_scorer
+
+
+@register_scorer("grad_norm", description="L2 norm of the loss gradient on one held-out batch (zero-cost proxy)")
+class GradNorm(Scorer):
+    """Gradient norm of the cross-entropy on ``batches`` held-out batches.
+
+    Args:
+        batches: How many validation batches to average the norm over.
+    """
+
+    higher_is_better = True
+    needs = Needs(supernet=True, data=True)
+
+    def __init__(self, batches: int = 1) -> None:  # explicit options: a misspelt one raises
+        if not isinstance(batches, int) or batches < 1:
+            raise ValueError(f"grad_norm: 'batches' must be an int >= 1, got {batches!r}")
+        self.batches = batches
+
+    def score(self, archs, ctx):
+        out = []
+        for arch in archs:
+            sub = ctx.subnet(arch)  # eval mode, BN statistics recalibrated for this architecture
+            params = [p for p in sub.parameters() if p.requires_grad]
+            norms = []
+            for x, y in ctx.valid_batches[: self.batches]:
+                with torch.enable_grad():
+                    loss = F.cross_entropy(sub(x), y)
+                    grads = torch.autograd.grad(loss, params, allow_unused=True)
+                norms.append(torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None)).item())
+            out.append(float(np.mean(norms)))
+        return np.array(out)

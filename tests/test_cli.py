@@ -1,0 +1,48 @@
+"""The `genas` command, the README's commands and CI's agreement with them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from genas.cli import main
+from tests.conftest import REPO
+
+
+def test_genas_help_and_unknown_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("train", "evolve", "rank-nb201", "landscape", "scorers"):
+        assert name in out
+    assert main(["evolv"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown command 'evolv'. Did you mean 'evolve'") and "\n" not in err
+
+
+def test_genas_scorers_lists_builtins(capsys):
+    assert main(["scorers"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("accuracy", "angle", "flatness", "nb201", "na:A"))
+
+
+def test_genas_train_reports_config_errors_in_one_line(capsys):
+    assert main(["train", "--train.epoch", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Did you mean 'train.epochs'" in err and len(err.splitlines()) == 1
+
+
+def test_usage_mistakes_are_one_line(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["evolve", "--no-such-flag"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unrecognized arguments: --no-such-flag") and len(err.splitlines()) == 1
+
+
+def test_readme_commands_match_ci():
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    test_cmd = re.search(r"# --- test command \(README\) ---\n(.+)\n# --- end ---", ci).group(1).strip()
+    assert f"\n{test_cmd}\n" in readme  # the README shows exactly the command CI runs
+    assert "pip install -e . && python tools/train_supernet.py" in readme
