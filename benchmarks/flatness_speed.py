@@ -6,9 +6,11 @@ Setting (issue 3): an NB201 subnet of a C=16, N=5 supernet, 32x32 RGB input, 3 s
 * ``reference``: the GeNAS code's procedure: ``deepcopy`` of the whole supernet, Gaussian noise
   added to every parameter (cumulatively, one copy), one full pass over the images per sigma,
   NCHW, ``no_grad``;
-* ``engine``: ``Flatness`` as the search runs it (active path only, no copy, noise swapped in per
-  batch, channels_last), with its default batching for the device (loop on CPU, vmap on CUDA);
-* ``engine_vmap`` / ``engine_loop``: the two batching engines explicitly;
+* ``engine``: ``Flatness`` as the search runs it (active path only, noise keyed by parameter name,
+  channels_last), with its default engine for the device (``threads`` on CPU: one BN-folded copy
+  of the subnet per core; ``vmap`` on CUDA);
+* ``engine_<name>``: each other engine explicitly (``loop``: sequential in place; ``vmap``;
+  ``threads``), so their costs can be compared;
 * ``floor``: the same number of plain forwards of the subnet (3 x 1,024 images, channels_last),
   i.e. the cost of the evaluation alone; ``floor_nchw`` the same in NCHW.
 
@@ -91,15 +93,10 @@ def main() -> None:
     cl = [(a.contiguous(memory_format=torch.channels_last), b) for a, b in nchw]
     net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
     ctx = ScoringContext(net_cl, device=device, valid_batches=cl)  # no train batches: no BN recalibration
-    default = "vmap" if device.type == "cuda" else "loop"
-    runners = {
-        "reference": reference(net, arch, nchw),
-        "engine": engine(ctx, arch, default),
-        "engine_loop": engine(ctx, arch, "loop"),
-        "engine_vmap": engine(ctx, arch, "vmap"),
-        "floor": floor(net_cl.subnet(arch).eval(), cl),
-        "floor_nchw": floor(net.subnet(arch).eval(), nchw),
-    }
+    default = "vmap" if device.type == "cuda" else "threads"
+    runners = {"reference": reference(net, arch, nchw), "engine": engine(ctx, arch, default)}
+    runners.update({f"engine_{b}": engine(ctx, arch, b) for b in ("loop", "threads", "vmap") if b != default})
+    runners.update({"floor": floor(net_cl.subnet(arch).eval(), cl), "floor_nchw": floor(net.subnet(arch).eval(), nchw)})
     for fn in runners.values():
         fn()  # warm-up
     times = interleaved({k: (lambda f=f: timed(f, device)) for k, f in runners.items()}, args.rounds)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from genas.errors import PluginError, UnknownNameError
+from genas.errors import ConfigError, PluginError, UnknownNameError
 
 __all__ = ["Registry", "Entry", "natural_key", "suggest"]
 
@@ -72,9 +72,11 @@ class Registry(Generic[T]):
         """Decorator that registers an object under ``name`` (default: its ``__name__``)."""
 
         def deco(obj: T) -> T:
-            key = name or getattr(obj, "name", None) or getattr(obj, "__name__")
+            key = name or getattr(obj, "name", None) or obj.__name__
             if key in self._entries and not overwrite and self._entries[key].obj is not obj:
-                raise ValueError(f"{self.kind} {key!r} is already registered; pass overwrite=True to replace it")
+                old = self._entries[key].obj
+                raise ConfigError(f"{self.kind} {key!r} is already registered (by {getattr(old, '__module__', '?')}); "
+                                  "choose another name or pass overwrite=True to replace it")  # fmt: skip
             doc = description
             if doc is None:
                 doc = (getattr(obj, "__doc__", None) or "").strip().split("\n")[0]

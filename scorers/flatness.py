@@ -53,8 +53,9 @@ class Flatness(Scorer):
         common_random_numbers: Use the same noise tensors for every candidate (per parameter name).
         active_only: Perturb only the active path's parameters (exactly the same loss, far cheaper);
             False perturbs every supernet parameter, as the reference procedure does.
-        batching: ``"vmap"``, ``"loop"`` or ``"auto"`` (vmap on CUDA, loop on CPU; measured in
-            ``benchmarks/flatness_speed.py``).
+        batching: ``"vmap"`` (one batched forward of all levels and draws), ``"threads"`` (CPU: one
+            BN-folded replica per core), ``"loop"`` (sequential, in place) or ``"auto"`` (vmap on CUDA,
+            threads on CPU; measured in ``benchmarks/flatness_speed.py``).
         eval_batches: Validation batches per candidate (None: all in the context).
     """
 
@@ -84,7 +85,7 @@ class Flatness(Scorer):
             raise ConfigError("flatness mode 'reference' (the GeNAS code) uses one draw per sigma; set draws=1 or mode='paper'")
         self.common_random_numbers = check_bool(common_random_numbers, "common_random_numbers", owner)
         self.active_only = check_bool(active_only, "active_only", owner)
-        self.batching = check_choice(batching, "batching", owner, ("auto", "loop", "vmap"))
+        self.batching = check_choice(batching, "batching", owner, ("auto", "loop", "threads", "vmap"))
         self.eval_batches = None if eval_batches is None else check_int(eval_batches, "eval_batches", owner, 1)
 
     @property
@@ -107,7 +108,7 @@ class Flatness(Scorer):
         noise = make_noise({k: p.detach() for k, p in named}, plan)
         batching = self.batching
         if batching == "auto":
-            batching = "vmap" if ctx.device.type == "cuda" else "loop"
+            batching = "vmap" if ctx.device.type == "cuda" else "threads"
         if not self.active_only:
             batching = "loop"  # the inactive parameters are not in the subnet's functional call
         batches = ctx.valid_batches if self.eval_batches is None else ctx.valid_batches[: self.eval_batches]

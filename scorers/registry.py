@@ -8,6 +8,7 @@ group.  ``create_scorer`` also reads expressions: ``angle+flatness`` (GeNAS eq. 
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -106,7 +107,9 @@ def load_plugin(spec: str) -> list[str]:
     if spec.endswith(".py") or path.suffix == ".py" or "/" in spec or "\\" in spec:
         if not path.is_file():
             raise PluginError(f"plugin {spec!r} does not exist (give a .py file or an importable module name)")
-        mod_name = f"genas_plugin_{abs(hash(str(path.resolve())))}"
+        mod_name = "genas_plugin_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+        if mod_name in sys.modules:  # the same file given twice (--plugin and score.plugins)
+            return []
         loader_spec = importlib.util.spec_from_file_location(mod_name, path)
         if loader_spec is None or loader_spec.loader is None:
             raise PluginError(f"plugin {spec!r} cannot be loaded as a Python module")

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from genas.spaces import DARTS_OPS, DartsArch, DartsSpace
-from genas.spaces.darts import DARTS_EDGES, DARTS_NODES, NODE_EDGES
+from genas.spaces.darts import DARTS_EDGES, DARTS_NODES
 from supernet.base import FeatureInfo, Subnet, Supernet
 from supernet.ops import BNOptions, FactorizedReduce, ReLUConvBN, darts_op
 

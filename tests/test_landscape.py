@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from genas.benchmarks import NB201Table, genes_to_codes
+from genas.benchmarks import NB201Table
 from genas.errors import ConfigError, InvalidArchitectureError
 from genas.landscape import (
     PAPER_KS,

@@ -284,7 +284,7 @@ def test_perturbed_losses_of_a_linear_model_by_hand():
     noise = make_noise({"w": model.weight.detach()}, plan)
     w0 = model.weight.detach().clone()
     expected = [F.cross_entropy(x @ (w0 + nz["w"]).T, y).item() for nz in noise]
-    for batching in ("loop", "vmap"):
+    for batching in ("loop", "vmap", "threads"):
         got = perturbed_losses(model, named, noise, [(x[:2], y[:2]), (x[2:], y[2:])], batching)
         assert np.allclose(got, expected, atol=1e-6)
         assert torch.equal(model.weight, w0)  # the clean weights are back
@@ -309,7 +309,8 @@ def test_flatness_equals_the_sequential_reference_loop(ctx, archs):
     f_vmap = create_scorer("flatness", batching="vmap")
     f_loop = create_scorer("flatness", batching="loop")
     f_all = create_scorer("flatness", active_only=False)
-    losses = [f.losses(arch, ctx) for f in (f_vmap, f_loop, f_all)]
+    f_threads = create_scorer("flatness", batching="threads")
+    losses = [f.losses(arch, ctx) for f in (f_vmap, f_loop, f_all, f_threads)]
     sub = ctx.subnet(arch)
     names = {id(p): n for n, p in ctx.supernet.named_parameters()}
     noise = make_noise({names[id(p)]: p.detach() for p in sub.parameters()}, NoisePlan(f_loop.sigmas, seed=ctx.seed))
@@ -404,3 +405,28 @@ def test_warning_free_scoring(ctx, archs):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         create_scorer("accuracy+flatness").score(archs, ctx)
+
+
+def test_threads_engine_folds_affine_bn_exactly(tiny_darts_run):
+    """DARTS cells have affine BN after (separable) convs: the folded replicas give the same losses."""
+    dctx = ScoringContext.from_run(str(tiny_darts_run), bn_batches=2, bn_batch_size=32, eval_batches=3, eval_batch_size=32)
+    arch = dctx.space.sample(np.random.default_rng(1))
+    threads = create_scorer("flatness", batching="threads").losses(arch, dctx)
+    loop = create_scorer("flatness", batching="loop").losses(arch, dctx)
+    assert np.allclose(threads, loop, atol=1e-5)
+    from scorers.perturb import _FoldedReplica
+
+    rep = _FoldedReplica(dctx.subnet(arch))
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in dctx.subnet(arch).modules())
+    n_left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in rep.module.modules())
+    assert n_left < n_bn  # conv+BN pairs were folded (pool BNs, with no conv before them, stay)
+
+
+def test_duplicate_names_and_repeated_plugins(tmp_path):
+    with pytest.raises(ConfigError, match="scorer 'accuracy' is already registered"):
+        register_scorer("accuracy")(lambda arch, ctx: 0.0)
+    plugin = tmp_path / "twice.py"
+    plugin.write_text("from scorers import Needs, register_scorer\n"
+                      "register_scorer('test_twice', needs=Needs(supernet=False))(lambda arch, ctx: 1.0)\n")  # fmt: skip
+    assert load_plugin(str(plugin)) == ["test_twice"]
+    assert load_plugin(str(plugin)) == []  # the same file again is a no-op, not a clash

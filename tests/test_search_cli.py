@@ -168,3 +168,29 @@ def test_rank_on_listed_architectures(tmp_path, nb201_table_path):
     rows = list(csv.DictReader((tmp_path / "r" / "scores.csv").open()))
     assert [int(r["index"]) for r in rows][:3] == [6111, 9930, 0]
     assert np.isclose(float(rows[0]["nb201"]), 91.6067, atol=1e-3)  # the oracle's default: cifar10-valid
+
+
+def test_evolve_on_a_darts_supernet(tiny_darts_run, tmp_path):
+    out = tmp_path / "darts"
+    assert evolve(tiny_darts_run, out, "--scorer", "accuracy+flatness") == 0
+    best = json.loads((out / "best_arch.json").read_text())
+    from genas.spaces import create_space
+
+    arch = create_space("darts").parse(best["arch"])  # a Genotype string or its JSON form
+    assert arch.space == "darts"
+
+
+def test_constraints_are_respected(tiny_run, tmp_path):
+    from evolution import count_params
+    from genas.spaces import create_space
+    from supernet.factory import load_trained
+
+    net = load_trained(tiny_run).model
+    space = create_space("nb201")
+    sizes = sorted(count_params(net.subnet(space.sample(np.random.default_rng(i)))) for i in range(40))
+    limit = sizes[len(sizes) // 2] / 1e6  # about half of the space fits
+    out = tmp_path / "constrained"
+    assert evolve(tiny_run, out, "--scorer", "angle", "--search.max_params", str(limit)) == 0
+    for line in (out / "history.jsonl").read_text().splitlines():
+        arch = space.parse(json.loads(line)["arch"])
+        assert count_params(net.subnet(arch)) / 1e6 <= limit
