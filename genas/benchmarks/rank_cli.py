@@ -108,9 +108,13 @@ def _scatter(path: Path, rows: list[dict[str, Any]], names: list[str], truth_col
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.8), squeeze=False)
+    cols = min(3, len(names))
+    nrows = -(-len(names) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
     acc = np.array([float(r[truth_col]) for r in rows])
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes.flat, names):
         ax.scatter([float(r[name]) for r in rows], acc, s=8, alpha=0.6)
         ax.set_title(f"{name}\ntau = {reports[name]['kendall_tau']:.3f}", fontsize=9)
         ax.set_xlabel("score")
@@ -198,7 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     truth = np.array([float(r[truth_col]) for r in rows])
     reports = {n: rank_report([float(r[n]) for r in rows], truth, args.topk).as_dict() for n in names}
     summary = {"table_column": column_name(args.dataset, args.metric, args.epochs), "sample": len(rows), "seed": args.seed,
-               "supernet": args.supernet, "checkpoint": ctx.metadata.get("checkpoint"), "score": cfg.to_dict()["score"],
+               "supernet": args.supernet, "checkpoint": ctx.metadata.get("checkpoint"),
+               "budget": {k: v for k, v in cfg.to_dict()["score"].items() if k not in ("scorer", "options", "plugins")},
                "scorers": {s.name: s.options() for s in scorers}, "results": reports}  # fmt: skip
     atomic_write_json(out / "summary.json", summary)
     plotted = _scatter(out / "scatter.png", rows, names, truth_col, reports, f"NB201 {summary['table_column']}, n = {len(rows)}")
