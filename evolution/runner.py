@@ -235,7 +235,7 @@ def _prepare(out: Path, resume: bool) -> dict[str, Any]:
     if not resume:
         if state_path.exists() or has_history:
             raise ConfigError(f"{out} already holds a search ({STATE_FILE}, {HISTORY_FILE}); pass --resume to "
-                              "continue it, or choose another output directory")
+                              "continue it, or choose another output directory (evolve.py: --out DIR)")
         out.mkdir(parents=True, exist_ok=True)
         return {"error": None, "state": None, "cache": {}}
     state = None
