@@ -129,7 +129,9 @@ def search_from_config(cfg: Config, run_dir: Path, out: Path, plugins: Sequence[
         "versions": environment_record(cfg.run.seed)["versions"],
     }
     result = run_search(algo, fitness, out, resume=resume, progress=cfg.run.progress, metadata=meta)
-    if result.best is not None:
+    from genas.distributed import is_main
+
+    if result.best is not None and is_main():
         print(f"best architecture ({cfg.score.scorer} = {sign * result.best.score:.6g}, {result.num_scored} scored): {result.best.arch}")
         print(f"results in {out}")
     return result
