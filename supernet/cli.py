@@ -58,8 +58,7 @@ def train_from_config(cfg, resume_dir: str | None = None, max_steps: int | None 
                 Run.create(run.path.parent, run.path.name, cfg, resume=True)  # raises: nothing to resume
         else:
             run = Run.create(cfg.run.root, default_run_name(cfg), cfg, resume=resume, overwrite=cfg.run.overwrite)
-        if not resume:
-            run.write_config(cfg)
+        run.write_config(cfg)  # on --resume: the run's config plus any overrides (e.g. more epochs)
         run.write_env(cfg.run.seed, {"device": str(device)})
     run_path = broadcast_object(str(run.path) if run else None)
     run = Run(run_path)
