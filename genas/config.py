@@ -64,9 +64,15 @@ class RunConfig:
     checkpoint_every: int = 1  # epochs between periodic checkpoints; 0 = only init and last
     progress: bool = True
     overwrite: bool = False
+    tensorboard: bool = False  # also log epoch metrics to <run>/tb (needs the `tb` extra)
 
     def validate(self) -> None:
         check_int(self.seed, "seed", "run", 0)
+        if self.tensorboard:
+            import importlib.util
+
+            if importlib.util.find_spec("tensorboard") is None:
+                raise ConfigError("run.tensorboard needs the tensorboard package: pip install -e '.[tb]'")
         check_int(self.checkpoint_every, "checkpoint_every", "run", 0)
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"The 'device' parameter of run must be one of {{'auto', 'cpu', 'cuda', 'cuda:N'}}. Got {self.device!r} instead.")

@@ -72,7 +72,7 @@ def train_from_config(cfg, resume_dir: str | None = None, max_steps: int | None 
     sampler = UniformPathSampler(model.space, model.num_search_cells, seed=cfg.run.seed)
     trainer = SupernetTrainer(
         model, sampler, loader, cfg.train, device, run=run, dist=info, checkpoint_every=cfg.run.checkpoint_every,
-        progress=cfg.run.progress, extra_state={"config": cfg.to_dict()},
+        progress=cfg.run.progress, extra_state={"config": cfg.to_dict()}, tensorboard=cfg.run.tensorboard,
     )  # fmt: skip
     if resume:
         state = run.load("last", map_location=device)

@@ -52,6 +52,7 @@ class SupernetTrainer:
         checkpoint_every: Epochs between periodic checkpoints (0: only ``init`` and ``last``).
         progress: Show a rich progress bar (rank 0).
         extra_state: Saved into every checkpoint as is (e.g. the resolved config).
+        tensorboard: Also log each epoch's metrics to ``<run>/tb`` (rank 0).
     """
 
     def __init__(
@@ -66,11 +67,17 @@ class SupernetTrainer:
         checkpoint_every: int = 1,
         progress: bool = True,
         extra_state: dict[str, Any] | None = None,
+        tensorboard: bool = False,
     ) -> None:
         self.model, self.sampler, self.loader, self.cfg = model, sampler, loader, cfg
         self.device, self.run, self.dist = device, run, dist
         self.checkpoint_every, self.progress = checkpoint_every, progress
         self.extra_state = extra_state or {}
+        self.tb = None
+        if tensorboard and run is not None and dist.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run.path / "tb"))
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.net: nn.Module = model
@@ -214,6 +221,11 @@ class SupernetTrainer:
         self.step = 0
         if self.run is not None and self.dist.is_main:
             self.run.write_metrics(self.history)
+        if self.tb is not None:
+            for key, value in row.items():
+                if key != "epoch":
+                    self.tb.add_scalar(f"train/{key}", value, row["epoch"])
+            self.tb.flush()
         if self.checkpoint_every and self.epoch % self.checkpoint_every == 0:
             self._save(f"epoch_{self.epoch:04d}")
         self._save("last")

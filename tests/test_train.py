@@ -102,3 +102,20 @@ def test_cli_resume_rejects_corrupt_and_incompatible_checkpoints(tmp_path):
     state = torch.load(Path(str(last) + ""), weights_only=False) if False else None  # noqa: F841
     last.write_bytes(good)
     assert_one_line_error(run_tool("--resume", str(tmp_path / "r"), "--supernet.channels", "8"), "incompatible")
+
+
+def test_tensorboard_logging(tmp_path):
+    pytest.importorskip("tensorboard")
+    run = train_from_config(tiny_cfg(tmp_path, "tb", "--train.epochs", "1", "--run.tensorboard", "true"))
+    assert list((run.path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_tensorboard_needs_its_package(monkeypatch):
+    import importlib.util
+
+    from genas.errors import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"pip install -e '.\[tb\]'"):
+        load_config("quickstart", ["--run.tensorboard", "true"])
