@@ -72,6 +72,7 @@ class ScoringContext:
         self._bn_cache: OrderedDict[Any, list[tuple[torch.Tensor, ...]]] = OrderedDict()
         self._eval_cache: OrderedDict[Any, tuple[float, float]] = OrderedDict()
         self.score_cache: dict[tuple[str, Any], float] = {}  # (repr(scorer), arch) -> finalised score
+        self.noise_cache: dict[Any, list[torch.Tensor]] = {}  # (noise plan, parameter) -> common random noise
 
     # ---- construction from a training run ----------------------------------------------
     @classmethod

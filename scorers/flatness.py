@@ -53,10 +53,13 @@ class Flatness(Scorer):
         common_random_numbers: Use the same noise tensors for every candidate (per parameter name).
         active_only: Perturb only the active path's parameters (exactly the same loss, far cheaper);
             False perturbs every supernet parameter, as the reference procedure does.
-        batching: ``"vmap"`` (one batched forward of all levels and draws), ``"threads"`` (CPU: one
-            BN-folded replica per core), ``"loop"`` (sequential, in place) or ``"auto"`` (vmap on CUDA,
-            threads on CPU; measured in ``benchmarks/flatness_speed.py``).
+        batching: ``"vmap"`` (one batched forward of all levels and draws), ``"threads"`` (one
+            BN-folded replica per CPU core; one replica on CUDA), ``"loop"`` (sequential, in place)
+            or ``"auto"`` (threads on CPU, loop on CUDA; measured in ``benchmarks/flatness_speed.py``).
         eval_batches: Validation batches per candidate (None: all in the context).
+        tf32: Allow TF32 convolutions on CUDA: 1.44x faster on an H100, where it moved the losses
+            by a median 6e-5 and left a ranking of 40 architectures unchanged (``benchmarks/RESULTS.md``);
+            off by default, so every engine gives the same exact-fp32 losses.
     """
 
     higher_is_better = True
@@ -72,6 +75,7 @@ class Flatness(Scorer):
         active_only: bool = True,
         batching: str = "auto",
         eval_batches: int | None = None,
+        tf32: bool = False,
     ) -> None:
         owner = "flatness"
         self.mode = check_choice(mode, "mode", owner, ("paper", "reference"))
@@ -87,6 +91,7 @@ class Flatness(Scorer):
         self.active_only = check_bool(active_only, "active_only", owner)
         self.batching = check_choice(batching, "batching", owner, ("auto", "loop", "threads", "vmap"))
         self.eval_batches = None if eval_batches is None else check_int(eval_batches, "eval_batches", owner, 1)
+        self.tf32 = check_bool(tf32, "tf32", owner)
 
     @property
     def beta(self) -> float:
@@ -105,14 +110,15 @@ class Flatness(Scorer):
         named = [(names[id(p)], p) for p in source.parameters()]
         plan = NoisePlan(self.sigmas, self.draws, cumulative=self.mode == "reference", seed=ctx.seed,
                          arch_key="" if self.common_random_numbers else str(ctx.space.parse(arch)))  # fmt: skip
-        noise = make_noise({k: p.detach() for k, p in named}, plan)
+        noise = make_noise({k: p.detach() for k, p in named}, plan, cache=ctx.noise_cache)
         batching = self.batching
         if batching == "auto":
-            batching = "vmap" if ctx.device.type == "cuda" else "threads"
+            batching = "loop" if ctx.device.type == "cuda" else "threads"
         if not self.active_only:
             batching = "loop"  # the inactive parameters are not in the subnet's functional call
         batches = ctx.valid_batches if self.eval_batches is None else ctx.valid_batches[: self.eval_batches]
-        losses = perturbed_losses(sub, named, noise, batches, batching, per_batch_mean=self.mode == "reference")
+        losses = perturbed_losses(sub, named, noise, batches, batching, per_batch_mean=self.mode == "reference",
+                                  exact=not self.tf32)  # fmt: skip
         return losses.reshape(len(self.sigmas), self.draws).mean(1)
 
     def score_one(self, arch: Any, ctx: ScoringContext) -> float:

@@ -1,12 +1,15 @@
 """Batched Gaussian weight perturbation: losses of one subnet at K noise levels.
 
 The K perturbed copies (sigma levels x draws) of a subnet are evaluated on every validation
-batch before moving to the next, so each batch is read once.  Two equivalent engines:
+batch before moving to the next, so each batch is read once.  Three equivalent engines:
 
 * ``vmap``: ``torch.func.functional_call`` vectorised over the K stacked parameter sets, one
-  batched forward per validation batch (the fast path on GPUs, where K copies fill the device);
+  batched forward per validation batch.  Measured slower than ``loop`` on the CPU (1.7x) and
+  unusable with BatchNorm on CUDA in torch 2.11 (a memory-format query vmap does not implement;
+  the engine then warns and falls back to ``loop``), so it is never the default;
 * ``loop``: the K parameter sets are swapped into the subnet in turn (pointer swaps, no copy of
-  the supernet); the plain sequential form, used as the reference in tests;
+  the supernet); the plain sequential form, used as the reference in tests, and the default on
+  CUDA, where the validation batches are joined into forwards of up to 2,048 images in NCHW;
 * ``threads``: the CPU engine.  Each worker thread owns a copy of the subnet (the active path
   only) whose conv+BN pairs are folded into one conv per perturbation, evaluates its share of the
   batches for all K parameter sets with single-threaded kernels, and the sums are added in a fixed
@@ -17,13 +20,20 @@ Noise is drawn per parameter tensor from a generator keyed by (seed, supernet pa
 level, draw[, architecture]), so the noise on a parameter does not depend on which other
 parameters are perturbed: perturbing only the active path gives exactly the losses of
 perturbing the whole supernet, and the same key across candidates gives common random numbers.
+
+On CUDA the losses are computed with TF32 off by default (``exact``), so that every engine gives
+the same losses to 1e-5 on any GPU generation.  Measured on an H100 (``benchmarks/RESULTS.md``):
+TF32 moved the losses by a median 6e-5 against loss steps of 0.1-0.4 between sigma levels and left
+the ranking of 40 architectures unchanged, for 1.44x the speed; the flatness option ``tf32`` allows it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -79,28 +89,52 @@ def _is_channels_last(t: torch.Tensor) -> bool:
     return t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
 
 
-def make_noise(params: dict[str, torch.Tensor], plan: NoisePlan) -> list[dict[str, torch.Tensor]]:
-    """K = len(sigmas) * draws noise dicts (level-major), keyed like ``params`` (supernet names)."""
-    out: list[dict[str, torch.Tensor]] = []
+def make_noise(
+    params: dict[str, torch.Tensor], plan: NoisePlan, cache: dict[Any, list[torch.Tensor]] | None = None
+) -> list[dict[str, torch.Tensor]]:
+    """K = len(sigmas) * draws noise dicts (level-major), keyed like ``params`` (supernet names).
+
+    With common random numbers (``plan.arch_key == ""``) the noise of a parameter is the same for
+    every candidate, so a ``cache`` dict (one per scoring session) keeps it: each supernet
+    parameter's noise is drawn once per search instead of once per candidate.
+    """
+    per_name = {}
+    for n, p in params.items():
+        key = (plan, n)
+        if cache is not None and not plan.arch_key and key in cache:
+            per_name[n] = cache[key]
+            continue
+        per_name[n] = _noise_of(n, p, plan)
+        if cache is not None and not plan.arch_key:
+            cache[key] = per_name[n]
+    return [{n: per_name[n][k] for n in params} for k in range(plan.size)]
+
+
+def _noise_of(name: str, like: torch.Tensor, plan: NoisePlan) -> list[torch.Tensor]:
+    """The K noise tensors of one parameter, level-major (index = level * draws + draw)."""
+    levels: list[list[torch.Tensor]] = [[] for _ in plan.sigmas]
     for d in range(plan.draws):
-        prev = {n: torch.zeros_like(p) for n, p in params.items()} if plan.cumulative else None
-        level_noise = []
+        prev = None
         for i, sigma in enumerate(plan.sigmas):
-            noise = {}
-            for n, p in params.items():
-                z = _standard_normal(p, noise_seed(plan.seed, n, i, d, plan.arch_key))
-                if plan.cumulative:
-                    step = sigma - (plan.sigmas[i - 1] if i else 0.0)
-                    noise[n] = prev[n] + step * z
-                else:
-                    noise[n] = sigma * z
+            z = _standard_normal(like, noise_seed(plan.seed, name, i, d, plan.arch_key))
             if plan.cumulative:
-                prev = noise
-            level_noise.append(noise)
-        out.extend(level_noise)
-    # reorder draw-major -> level-major: index = level * draws + draw
-    k = len(plan.sigmas)
-    return [out[d * k + i] for i in range(k) for d in range(plan.draws)]
+                step = sigma - (plan.sigmas[i - 1] if i else 0.0)
+                prev = step * z if prev is None else prev + step * z
+                levels[i].append(prev)
+            else:
+                levels[i].append(sigma * z)
+    return [t for level in levels for t in level]
+
+
+@contextlib.contextmanager
+def exact_fp32():
+    """Turn TF32 off for cuDNN convolutions and CUDA matmuls inside the block (restored after)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 @torch.no_grad()
@@ -111,6 +145,8 @@ def perturbed_losses(
     batches: Sequence[Batch],
     batching: str = "loop",
     per_batch_mean: bool = False,
+    merge: bool | None = None,
+    exact: bool = True,
 ) -> np.ndarray:
     """Mean validation loss of ``model`` with each of the K noise dicts added to ``named`` parameters.
 
@@ -119,52 +155,100 @@ def perturbed_losses(
         named: ``(key, parameter)`` pairs to perturb; ``key`` indexes the noise dicts.
         noise: K dicts key -> noise tensor.
         batches: Validation batches, each read once.
-        batching: ``"vmap"`` (one batched forward of all K), ``"loop"`` or ``"threads"`` (CPU).
+        batching: ``"vmap"`` (one batched forward of all K), ``"loop"`` or ``"threads"``.
         per_batch_mean: Average per-batch mean losses (GeNAS code) instead of per-image losses.
+        merge: Concatenate consecutive batches into forwards of up to :data:`MERGE_IMAGES`
+            images (same losses, fewer kernel launches); None merges on CUDA only.
+        exact: Turn TF32 off on CUDA (see the module notes); False keeps PyTorch's setting.
 
     Returns:
         K losses.
     """
-    K = len(noise)
-    sums = torch.zeros(K, dtype=torch.float64, device=batches[0][0].device)
-    perturbed = [[p.detach() + nz[key] for key, p in named] for nz in noise]
-    n_images = 0
-    if batching == "vmap":
-        local = {n: p for n, p in model.named_parameters()}
-        by_id = {id(p): n for n, p in local.items()}
-        names = [by_id[id(p)] for _, p in named]
-        stacked = {n: torch.stack([perturbed[k][j] for k in range(K)]) for j, n in enumerate(names)}
-        fixed = {n: p for n, p in local.items() if n not in stacked}
-        buffers = dict(model.named_buffers())
+    merge = batches[0][0].device.type == "cuda" if merge is None else merge
+    with exact_fp32() if exact else contextlib.nullcontext():
+        return _perturbed_losses(model, named, noise, batches, batching, per_batch_mean, merge)
 
-        def forward(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-            return functional_call(model, ({**params, **fixed}, buffers), (x,))
 
-        batched = vmap(forward, in_dims=(0, None))
-        for x, y in batches:
-            logits = batched(stacked, x).float()  # (K, B, classes)
-            losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(K), reduction="none").view(K, -1).double()
-            sums += losses.mean(1) if per_batch_mean else losses.sum(1)
-            n_images += y.numel()
-    elif batching == "loop":
-        originals = [p.data for _, p in named]
-        try:
-            for x, y in batches:
-                for k in range(K):
-                    for (_, p), w in zip(named, perturbed[k]):
-                        p.data = w  # swap the tensor in; nothing is copied
-                    loss = F.cross_entropy(model(x).float(), y, reduction="mean" if per_batch_mean else "sum")
-                    sums[k] += loss.double()
-                n_images += y.numel()
-        finally:
-            for (_, p), w in zip(named, originals):
-                p.data = w
-    elif batching == "threads":
-        sums += _threaded_sums(model, named, perturbed, batches, per_batch_mean)
-        n_images = sum(y.numel() for _, y in batches)
-    else:
+#: On CUDA, validation batches are concatenated into forwards of up to this many images (fewer
+#: kernel launches per candidate; the per-image losses are the same).
+MERGE_IMAGES = 2048
+
+
+def _groups(batches: Sequence[Batch], merge: bool) -> list[tuple[torch.Tensor, torch.Tensor, list[int]]]:
+    """``(x, y, sizes of the original batches in it)``; consecutive batches joined when ``merge``."""
+    groups: list[tuple[list[torch.Tensor], list[torch.Tensor], list[int]]] = []
+    for x, y in batches:
+        if merge and groups and sum(groups[-1][2]) + len(y) <= MERGE_IMAGES:
+            groups[-1][0].append(x), groups[-1][1].append(y), groups[-1][2].append(len(y))
+        else:
+            groups.append(([x], [y], [len(y)]))
+    return [(torch.cat(xs) if len(xs) > 1 else xs[0], torch.cat(ys) if len(ys) > 1 else ys[0], n) for xs, ys, n in groups]
+
+
+def _reduce(losses: torch.Tensor, sizes: list[int], per_batch_mean: bool) -> torch.Tensor:
+    """Per-image losses ``(..., N)`` -> the sum of per-image losses, or of per-batch means."""
+    if not per_batch_mean:
+        return losses.sum(-1)
+    return sum(part.mean(-1) for part in losses.split(sizes, dim=-1))
+
+
+def _vmap_sums(model, named, perturbed, groups, per_batch_mean) -> torch.Tensor:
+    """Loss sums of the K perturbed parameter sets by one vmapped forward per group of batches."""
+    K = len(perturbed)
+    local = {n: p for n, p in model.named_parameters()}
+    by_id = {id(p): n for n, p in local.items()}
+    names = [by_id[id(p)] for _, p in named]
+    stacked = {n: torch.stack([perturbed[k][j].contiguous() for k in range(K)]) for j, n in enumerate(names)}
+    fixed = {n: p.contiguous() for n, p in local.items() if n not in stacked}
+    buffers = dict(model.named_buffers())
+
+    def forward(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, ({**params, **fixed}, buffers), (x,))
+
+    batched = vmap(forward, in_dims=(0, None))
+    sums = torch.zeros(K, dtype=torch.float64, device=groups[0][0].device)
+    for x, y, sizes in groups:
+        logits = batched(stacked, x.contiguous()).float()  # (K, B, classes)
+        losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(K), reduction="none").view(K, -1).double()
+        sums += _reduce(losses, sizes, per_batch_mean)
+    return sums
+
+
+def _loop_sums(model, named, perturbed, groups, per_batch_mean) -> torch.Tensor:
+    """Loss sums of the K perturbed parameter sets, swapped into ``model`` in turn (no copies)."""
+    sums = torch.zeros(len(perturbed), dtype=torch.float64, device=groups[0][0].device)
+    originals = [p.data for _, p in named]
+    try:
+        for x, y, sizes in groups:
+            for k, values in enumerate(perturbed):
+                for (_, p), w in zip(named, values):
+                    p.data = w
+                losses = F.cross_entropy(model(x).float(), y, reduction="none").double()
+                sums[k] += _reduce(losses, sizes, per_batch_mean)
+    finally:
+        for (_, p), w in zip(named, originals):
+            p.data = w
+    return sums
+
+
+def _perturbed_losses(model, named, noise, batches, batching, per_batch_mean, merge) -> np.ndarray:
+    engines = {"vmap": _vmap_sums, "loop": _loop_sums, "threads": _threaded_sums}
+    if batching not in engines:
         raise ValueError(f"batching must be 'vmap', 'loop' or 'threads', got {batching!r}")
-    denom = len(batches) if per_batch_mean else n_images
+    base = [p.detach() for _, p in named]
+    perturbed = [torch._foreach_add(base, [nz[key] for key, _ in named]) for nz in noise]
+    groups = _groups(batches, merge)
+    if groups[0][0].device.type == "cuda":  # cuDNN's fp32 NCHW convs: 1.2-1.6x its NHWC ones at C=16 (H100)
+        perturbed = [[t.contiguous() for t in values] for values in perturbed]
+        groups = [(x.contiguous(), y, sizes) for x, y, sizes in groups]
+    try:
+        sums = engines[batching](model, named, perturbed, groups, per_batch_mean)
+    except RuntimeError as exc:  # a vmap batching rule this torch lacks for some layer
+        if batching != "vmap" or ("vmap" not in str(exc) and "NYI" not in str(exc)):
+            raise
+        warnings.warn(f"flatness: the 'vmap' engine failed on this model ({exc}); using 'loop'", stacklevel=3)
+        sums = _loop_sums(model, named, perturbed, groups, per_batch_mean)
+    denom = len(batches) if per_batch_mean else sum(y.numel() for _, y in batches)
     return (sums / denom).cpu().numpy()
 
 
@@ -229,15 +313,19 @@ def _threaded_sums(
     model: nn.Module,
     named: Sequence[tuple[str, nn.Parameter]],
     perturbed: Sequence[Sequence[torch.Tensor]],
-    batches: Sequence[Batch],
+    groups: Sequence[tuple[torch.Tensor, torch.Tensor, list[int]]],
     per_batch_mean: bool,
 ) -> torch.Tensor:
-    """Loss sums of the K perturbed parameter sets, batches shared out over one thread per core."""
+    """Loss sums of the K perturbed parameter sets, batches shared out over one thread per core.
+
+    On CUDA there is one worker: the BN-folded replica alone (fewer kernels per forward).
+    """
     order = {id(p): j for j, p in enumerate(model.parameters())}
     if len(order) != len(named) or any(id(p) not in order for _, p in named):
         raise ValueError("the 'threads' engine perturbs exactly the model's own parameters (active path)")
     K = len(perturbed)
-    workers = max(1, min(torch.get_num_threads(), len(batches)))
+    device = groups[0][0].device
+    workers = 1 if device.type == "cuda" else max(1, min(torch.get_num_threads(), len(groups)))
     values = []
     for k in range(K):  # the perturbed values in model.parameters() order
         row: list[torch.Tensor] = [None] * len(named)  # type: ignore[list-item]
@@ -246,19 +334,19 @@ def _threaded_sums(
         values.append(row)
     replicas = [_FoldedReplica(model) for _ in range(workers)]
     sets = [replicas[0].params_for(values[k]) for k in range(K)]  # identical for every replica
-    partial = [torch.zeros(K, dtype=torch.float64, device=batches[0][0].device) for _ in range(workers)]
+    partial = [torch.zeros(K, dtype=torch.float64, device=device) for _ in range(workers)]
     errors: list[BaseException] = []
 
     def work(w: int) -> None:
         rep = replicas[w]
         try:
             with torch.inference_mode():
-                for x, y in batches[w::workers]:
+                for x, y, sizes in groups[w::workers]:
                     for k in range(K):
                         for p, v in zip(rep.params, sets[k]):
                             p.data = v
-                        loss = F.cross_entropy(rep.module(x).float(), y, reduction="mean" if per_batch_mean else "sum")
-                        partial[w][k] += loss.double()
+                        losses = F.cross_entropy(rep.module(x).float(), y, reduction="none").double()
+                        partial[w][k] += _reduce(losses, sizes, per_batch_mean)
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)
 

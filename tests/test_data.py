@@ -19,6 +19,7 @@ from genas.data import (
     build_loader,
     create_dataset,
     list_datasets,
+    save_split_npz,
 )
 from genas.data.base import stratified_split
 from genas.errors import ConfigError, DataNotFoundError, UnknownNameError
@@ -96,6 +97,29 @@ def test_npz_metadata_and_limit(tmp_path):
     full = np.load(tmp_path / "d.npz")["x_train"] / 255.0
     assert np.allclose(b.mean, full.mean(axis=(0, 1, 2)), atol=1e-5)
     assert np.allclose(b.std, full.std(axis=(0, 1, 2)), atol=1e-5)
+
+
+def test_saved_split_travels_unchanged(tmp_path):
+    """A split written by save_split_npz reads back as the same train/valid/test, in order."""
+    write_npz(tmp_path / "d.npz", n_train=40)
+    made = create_dataset("npz", root=str(tmp_path / "d.npz"), split="nb201", seed=3)
+    save_split_npz(made, str(tmp_path / "s.npz"), sizes={"valid": 5})
+    for split in ("default", "nb201"):  # a stored valid split wins over any carving
+        back = create_dataset("npz", root=str(tmp_path / "s.npz"), split=split)
+        assert np.array_equal(back.train.images, made.train.images)
+        assert np.array_equal(back.train.labels, made.train.labels)
+        assert np.array_equal(back.valid.images, made.valid.images[:5])
+        assert np.array_equal(back.test.labels, made.test.labels)
+    with pytest.raises(ConfigError, match="ready-made valid split"):
+        create_dataset("npz", root=str(tmp_path / "s.npz"), valid_fraction=0.2)
+    with pytest.raises(ConfigError, match="unknown split"):
+        save_split_npz(made, str(tmp_path / "t.npz"), sizes={"val": 5})
+    assert not (tmp_path / "t.npz").exists()
+    arrays = dict(np.load(tmp_path / "s.npz"))
+    del arrays["y_valid"]
+    np.savez(tmp_path / "half.npz", **arrays)
+    with pytest.raises(DataNotFoundError, match="only one of x_valid / y_valid"):
+        create_dataset("npz", root=str(tmp_path / "half.npz"))
 
 
 def test_synthetic_is_seeded_and_sized():

@@ -329,6 +329,39 @@ def test_flatness_equals_the_sequential_reference_loop(ctx, archs):
     assert F_value > 0
 
 
+@pytest.mark.parametrize("per_batch_mean", [False, True])
+def test_merged_batches_give_the_same_losses(ctx, archs, per_batch_mean):
+    """Concatenating validation batches (the CUDA path) changes no loss, per image or per batch."""
+    sub = ctx.subnet(archs[0])
+    names = {id(p): n for n, p in ctx.supernet.named_parameters()}
+    named = [(names[id(p)], p) for p in sub.parameters()]
+    noise = make_noise({k: p.detach() for k, p in named}, NoisePlan((1e-2, 2e-2), seed=0))
+    x, y = torch.cat([b[0] for b in ctx.valid_batches]), torch.cat([b[1] for b in ctx.valid_batches])
+    uneven = [(x[:20], y[:20]), (x[20:], y[20:])]  # unequal sizes: per-batch means differ from per-image
+    for engine in ("loop", "vmap", "threads"):
+        apart = perturbed_losses(sub, named, noise, uneven, engine, per_batch_mean, merge=False)
+        joined = perturbed_losses(sub, named, noise, uneven, engine, per_batch_mean, merge=True)
+        assert np.allclose(apart, joined, atol=1e-6), engine
+    mean_of_means = perturbed_losses(sub, named, noise, uneven, "loop", True, merge=True)
+    per_image = perturbed_losses(sub, named, noise, uneven, "loop", False, merge=True)
+    assert not np.allclose(mean_of_means, per_image, atol=1e-6)
+
+
+def test_noise_cache_is_used_only_with_common_random_numbers(ctx, archs):
+    params = {"a": torch.zeros(5), "b": torch.zeros(3)}
+    cache: dict = {}
+    first = make_noise(params, NoisePlan((1e-2, 2e-2), seed=0), cache=cache)
+    assert len(cache) == 2
+    again = make_noise(params, NoisePlan((1e-2, 2e-2), seed=0), cache=cache)
+    assert all(x["a"] is y["a"] for x, y in zip(first, again))  # reused, not redrawn
+    make_noise(params, NoisePlan((1e-2, 2e-2), seed=0, arch_key="arch"), cache=cache)
+    assert len(cache) == 2  # per-architecture noise is never cached
+    f = create_scorer("flatness")
+    ctx.noise_cache.clear()
+    f.losses(archs[0], ctx)
+    assert ctx.noise_cache and all(key[0].arch_key == "" for key in ctx.noise_cache)
+
+
 def test_flatness_options_change_what_they_should(ctx, archs):
     arch = archs[1]
     base = create_scorer("flatness").score([arch], ctx)[0]

@@ -224,6 +224,7 @@ def make_bundle(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     nb201_valid_from: str = "train",
+    valid_pool: ArrayDataset | None = None,
 ) -> DataBundle:
     """Carve valid out of an official train/test pair and fill in the bundle's metadata.
 
@@ -231,7 +232,9 @@ def make_bundle(
     ``test_pool``. ``split="nb201"``: with ``nb201_valid_from="train"`` train and valid are
     stratified halves of ``train_pool`` (CIFAR-10 in NAS-Bench-201); with ``"test"`` train is
     all of ``train_pool`` and valid / test are stratified halves of ``test_pool`` (CIFAR-100
-    and ImageNet16-120 in NAS-Bench-201).
+    and ImageNet16-120 in NAS-Bench-201). A ``valid_pool`` is a split made ahead of time (an npz
+    file written by :func:`save_split_npz`): train, valid and test are then taken as they are,
+    whatever ``split`` says.
 
     Args:
         name: Registry name.
@@ -246,13 +249,21 @@ def make_bundle(
         mean: Per-channel mean of x/255; computed from ``train_pool`` when None.
         std: Per-channel std of x/255; computed from ``train_pool`` when None.
         nb201_valid_from: Which pool ``split="nb201"`` halves, ``"train"`` or ``"test"``.
+        valid_pool: A ready-made held-out split (then nothing is carved).
 
     Returns:
         The bundle (before any ``limit``).
     """
     owner = f"create_dataset({name!r})"
     rng = split_rng(seed, 1)
-    if split == "nb201":
+    if valid_pool is not None:
+        if valid_fraction is not None:
+            raise ConfigError(
+                f"The 'valid_fraction' parameter of {owner} must be unset (null): the file holds a ready-made "
+                f"valid split (x_valid). Got {valid_fraction!r} instead."
+            )
+        train, valid, test = train_pool, valid_pool, test_pool
+    elif split == "nb201":
         if valid_fraction is not None:
             raise ConfigError(
                 f"The 'valid_fraction' parameter of {owner} must be unset (null) with split='nb201', "

@@ -146,10 +146,10 @@ def _npz(
         "npz", root, "GENAS_NPZ", [], lambda p: p if p.is_file() else None, "npz file",
         "Pass data.root=/path/to/file.npz (arrays x_train, y_train, x_test, y_test) or set $GENAS_NPZ.",
     )
-    train_pool, test_pool = files.read_npz(path)
+    train_pool, test_pool, valid_pool = files.read_npz(path)
     return make_bundle(
-        "npz", train_pool, test_pool, split=split, valid_fraction=valid_fraction, default_valid_fraction=0.1,
-        seed=seed, augment="none",
+        "npz", train_pool, test_pool, valid_pool=valid_pool, split=split, valid_fraction=valid_fraction,
+        default_valid_fraction=0.1, seed=seed, augment="none",
     )
 
 
@@ -190,11 +190,11 @@ def _cifar(name: str, num_classes: int, stats, nb201_valid_from: str) -> Builder
                 f"Pass data.root (a folder or an npz file), set ${env_var}, or pass data.download=true "
                 "(needs internet).",
             )
-        train_pool, test_pool = files.read_cifar(name, path, download)
+        train_pool, test_pool, valid_pool = files.read_cifar(name, path, download)
         return make_bundle(
-            name, train_pool, test_pool, split=split, valid_fraction=valid_fraction, default_valid_fraction=0.1,
-            seed=seed, augment="cifar", num_classes=num_classes, mean=stats[0], std=stats[1],
-            nb201_valid_from=nb201_valid_from,
+            name, train_pool, test_pool, valid_pool=valid_pool, split=split, valid_fraction=valid_fraction,
+            default_valid_fraction=0.1, seed=seed, augment="cifar", num_classes=num_classes, mean=stats[0],
+            std=stats[1], nb201_valid_from=nb201_valid_from,
         )
 
     build.__doc__ = f"{name} via torchvision (or an npz file); split='nb201' follows NAS-Bench-201."

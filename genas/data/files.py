@@ -115,19 +115,31 @@ def read_fashion_mnist(folder: Path) -> tuple[ArrayDataset, ArrayDataset]:
     return out[0], out[1]
 
 
-def read_npz(path: Path) -> tuple[ArrayDataset, ArrayDataset]:
-    """Read ``x_train, y_train, x_test, y_test`` (uint8 NHWC, integer labels) from an npz file."""
+def read_npz(path: Path) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset | None]:
+    """Read ``x_train, y_train, x_test, y_test`` (uint8 NHWC, integer labels) from an npz file.
+
+    An optional ``x_valid, y_valid`` pair is a held-out split made ahead of time (see
+    :func:`genas.data.save_split_npz`); it is returned third, or None when absent.
+    """
+    keys = ("x_train", "y_train", "x_test", "y_test")
     with np.load(path, allow_pickle=False) as npz:
-        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in npz.files]
+        missing = [k for k in keys if k not in npz.files]
         if missing:
             raise DataNotFoundError(f"{path}: npz file lacks array(s) {', '.join(missing)} (has {npz.files}).")
-        x_train, y_train, x_test, y_test = (npz[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-    for key, x in (("x_train", x_train), ("x_test", x_test)):
+        if ("x_valid" in npz.files) != ("y_valid" in npz.files):
+            raise DataNotFoundError(f"{path}: npz file has only one of x_valid / y_valid; give both or neither.")
+        arrays = {k: npz[k] for k in (*keys, "x_valid", "y_valid") if k in npz.files}
+    parts = {}
+    for name in ("train", "test", "valid"):
+        if f"x_{name}" not in arrays:
+            continue
+        x, y = arrays[f"x_{name}"], arrays[f"y_{name}"]
         if x.dtype != np.uint8 or x.ndim not in (3, 4):
-            raise DataNotFoundError(f"{path}: {key} must be uint8 (N, H, W[, C]); got {x.dtype} {x.shape}.")
-    if x_train.ndim == 3:
-        x_train, x_test = x_train[..., None], x_test[..., None]
-    return ArrayDataset(x_train, y_train), ArrayDataset(x_test, y_test)
+            raise DataNotFoundError(f"{path}: x_{name} must be uint8 (N, H, W[, C]); got {x.dtype} {x.shape}.")
+        if len(x) != len(y):
+            raise DataNotFoundError(f"{path}: x_{name} has {len(x)} images but y_{name} {len(y)} labels.")
+        parts[name] = ArrayDataset(x[..., None] if x.ndim == 3 else x, y.astype(np.int64))
+    return parts["train"], parts["test"], parts.get("valid")
 
 
 def cifar_probe(folder_name: str) -> Callable[[Path], Path | None]:
@@ -143,8 +155,8 @@ def cifar_probe(folder_name: str) -> Callable[[Path], Path | None]:
     return probe
 
 
-def read_cifar(name: str, path: Path, download: bool) -> tuple[ArrayDataset, ArrayDataset]:
-    """Read CIFAR-10/100 from an npz file or with torchvision's reader from a folder."""
+def read_cifar(name: str, path: Path, download: bool) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset | None]:
+    """Read CIFAR-10/100 (train, test, pre-made valid or None) from an npz file or a torchvision folder."""
     if path.suffix == ".npz":
         return read_npz(path)
     from torchvision import datasets as tv  # imported here: slow, and only these two need it
@@ -154,7 +166,8 @@ def read_cifar(name: str, path: Path, download: bool) -> tuple[ArrayDataset, Arr
         parts = [cls(str(path), train=train, download=download) for train in (True, False)]
     except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
         raise DataNotFoundError(f"{name}: torchvision could not read {path}: {exc}") from exc
-    return tuple(ArrayDataset(np.asarray(p.data), np.asarray(p.targets, dtype=np.int64)) for p in parts)
+    train, test = (ArrayDataset(np.asarray(p.data), np.asarray(p.targets, dtype=np.int64)) for p in parts)
+    return train, test, None
 
 
 def imagenet16_probe(path: Path) -> Path | None:
