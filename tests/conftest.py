@@ -57,3 +57,33 @@ def tiny_darts_run(tmp_path_factory) -> Path:
     over = [*TINY_TRAIN, "--supernet.space", "darts", "--supernet.layers", "3", "--train.epochs", "1",
             "--run.root", str(root), "--run.name", "tiny-darts"]  # fmt: skip
     return train_from_config(load_config("quickstart", over)).path
+
+
+def deepcopy_perturbed_losses(ctx, arch, sigmas):
+    """The reference procedure by hand, with the engine's noise tensors: deepcopy the subnet, add
+    the noise, evaluate every validation batch; exact fp32 on CUDA.
+
+    Returns:
+        ``(subnet, [(supernet name, parameter)], noise dicts, mean loss per noise dict)``.
+    """
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    from scorers.perturb import NoisePlan, exact_fp32, make_noise
+
+    sub = ctx.subnet(arch)
+    names = {id(p): n for n, p in ctx.supernet.named_parameters()}
+    named = [(names[id(p)], p) for p in sub.parameters()]
+    noise = make_noise({k: p.detach() for k, p in named}, NoisePlan(tuple(sigmas), seed=ctx.seed))
+    n_images = sum(len(y) for _, y in ctx.valid_batches)
+    losses = []
+    with torch.no_grad(), exact_fp32():
+        for nz in noise:
+            model = copy.deepcopy(sub)
+            for p_copy, (key, _) in zip(model.parameters(), named):
+                p_copy.add_(nz[key])
+            losses.append(sum(F.cross_entropy(model(x), y, reduction="sum").item() for x, y in ctx.valid_batches) / n_images)
+    return sub, named, noise, losses
+

@@ -6,7 +6,6 @@ Skipped where no GPU is present (CI); run on a GPU machine with ``pytest tests/t
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -15,14 +14,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from genas.config import load_config
 from genas.runs import Run
 from scorers import ScoringContext, create_scorer
-from scorers.perturb import NoisePlan, make_noise, perturbed_losses
+from scorers.perturb import perturbed_losses
 from supernet.cli import train_from_config
-from tests.conftest import TINY_TRAIN
+from tests.conftest import TINY_TRAIN, deepcopy_perturbed_losses
 
 DEVICE = os.environ.get("GENAS_TEST_DEVICE", "cuda")
 pytestmark = pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -70,22 +68,7 @@ def test_batched_flatness_equals_the_loop_on_cuda(cuda_run):
         got = {b: create_scorer("flatness", batching=b).losses(arch, ctx) for b in ("vmap", "loop", "threads")}
     assert np.allclose(got["vmap"], got["loop"], atol=1e-5) and np.allclose(got["threads"], got["loop"], atol=1e-5), got
     # and both equal a deepcopy + perturb + evaluate loop with the same noise tensors
-    sub = ctx.subnet(arch)
-    names = {id(p): n for n, p in ctx.supernet.named_parameters()}
-    noise = make_noise({names[id(p)]: p.detach() for p in sub.parameters()}, NoisePlan((2e-3, 1e-2, 2e-2), seed=0))
-    manual = []
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        for nz in noise:
-            model = copy.deepcopy(sub)
-            with torch.no_grad():
-                for p_copy, p in zip(model.parameters(), sub.parameters()):
-                    p_copy.add_(nz[names[id(p)]])
-                total = sum(F.cross_entropy(model(x), y, reduction="sum").item() for x, y in ctx.valid_batches)
-            manual.append(total / sum(len(y) for _, y in ctx.valid_batches))
-    finally:
-        torch.backends.cudnn.allow_tf32 = True
-    named = [(names[id(p)], p) for p in sub.parameters()]
+    sub, named, noise, manual = deepcopy_perturbed_losses(ctx, arch, (2e-3, 1e-2, 2e-2))
     assert np.allclose(got["loop"], manual, atol=1e-5), (got["loop"], manual)
     joined = perturbed_losses(sub, named, noise, ctx.valid_batches, "loop", merge=True)
     assert np.allclose(joined, manual, atol=1e-5), (joined, manual)

@@ -30,7 +30,7 @@ from scorers import (
 )
 from scorers.angle import darts_paths, nb201_paths
 from scorers.perturb import NoisePlan, make_noise, perturbed_losses
-from tests.conftest import REPO
+from tests.conftest import REPO, deepcopy_perturbed_losses
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 EMPTY = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -311,17 +311,7 @@ def test_flatness_equals_the_sequential_reference_loop(ctx, archs):
     f_all = create_scorer("flatness", active_only=False)
     f_threads = create_scorer("flatness", batching="threads")
     losses = [f.losses(arch, ctx) for f in (f_vmap, f_loop, f_all, f_threads)]
-    sub = ctx.subnet(arch)
-    names = {id(p): n for n, p in ctx.supernet.named_parameters()}
-    noise = make_noise({names[id(p)]: p.detach() for p in sub.parameters()}, NoisePlan(f_loop.sigmas, seed=ctx.seed))
-    manual = []
-    for nz in noise:
-        copy_ = copy.deepcopy(sub)
-        with torch.no_grad():
-            for p_copy, p in zip(copy_.parameters(), sub.parameters()):
-                p_copy.add_(nz[names[id(p)]])
-            total = sum(F.cross_entropy(copy_(x), y, reduction="sum").item() for x, y in ctx.valid_batches)
-        manual.append(total / sum(len(y) for _, y in ctx.valid_batches))
+    manual = deepcopy_perturbed_losses(ctx, arch, f_loop.sigmas)[3]
     for got in losses:
         assert np.allclose(got, manual, atol=1e-5)
     F_value = f_loop.score([arch], ctx)[0]
