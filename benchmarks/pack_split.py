@@ -19,9 +19,10 @@ from __future__ import annotations
 import argparse
 import io
 import lzma
-import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from _common import REPO  # noqa: F401  (puts the repository on sys.path)
 from genas.data import create_dataset, save_split_npz
@@ -47,7 +48,7 @@ def unpack(args: argparse.Namespace) -> None:
     raw = lzma.decompress(Path(args.packed).read_bytes())
     with atomic_writer(args.out, "wb") as fh:
         fh.write(raw)
-    with __import__("numpy").load(io.BytesIO(raw)) as npz:
+    with np.load(io.BytesIO(raw)) as npz:
         print(f"{args.out}: " + ", ".join(f"{k} {npz[k].shape}" for k in npz.files if k.startswith("x_")))
 
 
@@ -70,4 +71,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

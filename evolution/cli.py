@@ -22,7 +22,7 @@ import numpy as np
 
 from genas.cli import ArgumentParser
 from genas.config import Config, load_config, split_overrides
-from genas.distributed import init_distributed, resolve_device
+from genas.distributed import init_distributed, is_main, resolve_device
 from genas.errors import ConfigError, NotTrainedError
 from genas.runs import Run, environment_record
 
@@ -129,8 +129,6 @@ def search_from_config(cfg: Config, run_dir: Path, out: Path, plugins: Sequence[
         "versions": environment_record(cfg.run.seed)["versions"],
     }
     result = run_search(algo, fitness, out, resume=resume, progress=cfg.run.progress, metadata=meta)
-    from genas.distributed import is_main
-
     if result.best is not None and is_main():
         print(f"best architecture ({cfg.score.scorer} = {sign * result.best.score:.6g}, {result.num_scored} scored): {result.best.arch}")
         print(f"results in {out}")

@@ -5,7 +5,7 @@ A run directory holds::
     config.yaml        the resolved config
     env.json           package versions, seed, git revision, command line, host
     metrics.csv        one row per epoch (rewritten atomically)
-    checkpoints/       init.pt (step 0), epoch_XXXX.pt every N epochs, last.pt
+    checkpoints/       init.pt (step 0), epoch_0005.pt etc. every N epochs, last.pt
 
 Every file is written through :mod:`genas.io`, so an interrupted run leaves either the
 previous version of a file or the new one, never half of it.

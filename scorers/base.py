@@ -72,11 +72,11 @@ class Scorer:
     needs: ClassVar[Needs] = Needs()
 
     def score(self, archs: Sequence[Any], ctx: ScoringContext) -> np.ndarray:
-        """One float per architecture (default: :meth:`score_one` for each)."""
-        return np.array([self.score_one(a, ctx) for a in archs], dtype=np.float64)
+        """One float per architecture (default: ``self.score_one(arch, ctx)`` for each).
 
-    def score_one(self, arch: Any, ctx: ScoringContext) -> float:
-        raise NotImplementedError(f"scorer {self.name!r} implements neither score() nor score_one()")
+        A subclass overrides this or defines ``score_one``; ``register_scorer`` checks that it does.
+        """
+        return np.array([self.score_one(a, ctx) for a in archs], dtype=np.float64)  # type: ignore[attr-defined]
 
     def normalized(self, values: np.ndarray) -> np.ndarray:
         """The value used in weighted sums (angle: theta/pi, flatness: beta*F); default: unchanged."""

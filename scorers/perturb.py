@@ -169,6 +169,10 @@ def perturbed_losses(
         return _perturbed_losses(model, named, noise, batches, batching, per_batch_mean, merge)
 
 
+#: Device types on which the vmap engine failed once (a batching rule missing in this torch):
+#: later calls go straight to the loop engine instead of failing again per candidate.
+_VMAP_FAILED: set[str] = set()
+
 #: On CUDA, validation batches are concatenated into forwards of up to this many images (fewer
 #: kernel launches per candidate; the per-image losses are the same).
 MERGE_IMAGES = 2048
@@ -238,15 +242,19 @@ def _perturbed_losses(model, named, noise, batches, batching, per_batch_mean, me
     base = [p.detach() for _, p in named]
     perturbed = [torch._foreach_add(base, [nz[key] for key, _ in named]) for nz in noise]
     groups = _groups(batches, merge)
-    if groups[0][0].device.type == "cuda":  # cuDNN's fp32 NCHW convs: 1.2-1.6x its NHWC ones at C=16 (H100)
+    device = groups[0][0].device.type
+    if device == "cuda":  # cuDNN's fp32 NCHW convs: 1.2-1.6x its NHWC ones at C=16 (H100)
         perturbed = [[t.contiguous() for t in values] for values in perturbed]
         groups = [(x.contiguous(), y, sizes) for x, y, sizes in groups]
+    if batching == "vmap" and device in _VMAP_FAILED:
+        batching = "loop"
     try:
         sums = engines[batching](model, named, perturbed, groups, per_batch_mean)
     except RuntimeError as exc:  # a vmap batching rule this torch lacks for some layer
         if batching != "vmap" or ("vmap" not in str(exc) and "NYI" not in str(exc)):
             raise
         warnings.warn(f"flatness: the 'vmap' engine failed on this model ({exc}); using 'loop'", stacklevel=3)
+        _VMAP_FAILED.add(device)
         sums = _loop_sums(model, named, perturbed, groups, per_batch_mean)
     denom = len(batches) if per_batch_mean else sum(y.numel() for _, y in batches)
     return (sums / denom).cpu().numpy()

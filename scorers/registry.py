@@ -53,6 +53,8 @@ def register_scorer(
             if not callable(obj):
                 raise PluginError(f"register_scorer({name!r}) needs a Scorer subclass or a function, got {obj!r}")
             cls = _function_scorer(name, obj, higher_is_better, needs or Needs(supernet=False))
+        if cls.score is Scorer.score and not callable(getattr(cls, "score_one", None)):
+            raise PluginError(f"scorer {name!r} ({obj.__module__}.{obj.__qualname__}) must define score() or score_one()")
         cls.name = name
         if needs is not None and cls is obj:
             cls.needs = needs

@@ -8,6 +8,7 @@ active modules (no copy), exposes only the active parameters, and has the same
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,45 +29,50 @@ class FeatureInfo:
     module: str
 
 
-class Supernet(nn.Module):
-    """Base class: subclasses set ``space`` and implement ``forward``, ``subnet`` and ``op_module``."""
+class Supernet(nn.Module, ABC):
+    """Base class: subclasses set ``space`` and ``hparams`` and implement the abstract methods."""
 
     space: SearchSpace
     hparams: dict[str, Any]
 
-    def forward(self, x: torch.Tensor, path: Any) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, x: torch.Tensor, path: Any) -> torch.Tensor:
+        """Logits of ``x`` through the sampled ``path`` only."""
 
-    def subnet(self, arch: Any) -> Subnet:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def subnet(self, arch: Any) -> Subnet:
+        """The standalone view of ``arch`` (shares this supernet's modules)."""
 
-    def op_module(self, cell: int, edge: int, op: str) -> nn.Module | None:  # pragma: no cover - abstract
+    @abstractmethod
+    def op_module(self, cell: int, edge: int, op: str) -> nn.Module | None:
         """The module of ``op`` on ``edge`` of search cell ``cell`` (``None`` for parameter-free ``none``)."""
-        raise NotImplementedError
 
-    def fixed_modules(self) -> list[tuple[str, nn.Module]]:  # pragma: no cover - abstract
+    @abstractmethod
+    def fixed_modules(self) -> list[tuple[str, nn.Module]]:
         """The modules every path runs (stem, fixed reduction blocks, head), in forward order."""
-        raise NotImplementedError
 
     @property
-    def num_search_cells(self) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def num_search_cells(self) -> int:
+        """Number of cells whose ops are searched (each samples its own path in NB201)."""
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.hparams.items())
 
 
-class Subnet(nn.Module):
+class Subnet(nn.Module, ABC):
     """A single architecture of a supernet, sharing its modules (and so its weights)."""
 
     arch: Any
     feature_info: list[FeatureInfo]
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map (before pooling and the classifier), as timm models return it."""
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pooling and classifier on ``forward_features``'s output (pooled features if ``pre_logits``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

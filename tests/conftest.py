@@ -29,6 +29,9 @@ def nb201_table_path() -> Path:
     return path
 
 
+BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
 TINY_TRAIN = [
     "--run.progress", "false", "--run.checkpoint_every", "1",
     "--supernet.channels", "4", "--supernet.layers", "1",
@@ -87,3 +90,19 @@ def deepcopy_perturbed_losses(ctx, arch, sigmas):
             losses.append(sum(F.cross_entropy(model(x), y, reduction="sum").item() for x, y in ctx.valid_batches) / n_images)
     return sub, named, noise, losses
 
+
+@pytest.fixture(scope="module")
+def ctx(tiny_run):
+    """A scoring context on ``tiny_run``: 2 BN batches, 2 validation batches of 32."""
+    from scorers import ScoringContext
+
+    return ScoringContext.from_run(str(tiny_run), bn_batches=2, bn_batch_size=32, eval_batches=2, eval_batch_size=32, seed=0)
+
+
+@pytest.fixture(scope="module")
+def archs(ctx):
+    """The benchmark's best cell and three seeded samples."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return [ctx.space.parse(BEST)] + [ctx.space.sample(rng) for _ in range(3)]

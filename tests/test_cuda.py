@@ -20,12 +20,11 @@ from genas.runs import Run
 from scorers import ScoringContext, create_scorer
 from scorers.perturb import perturbed_losses
 from supernet.cli import train_from_config
-from tests.conftest import TINY_TRAIN, deepcopy_perturbed_losses
+from tests.conftest import BEST, TINY_TRAIN, deepcopy_perturbed_losses
 
 DEVICE = os.environ.get("GENAS_TEST_DEVICE", "cuda")
 pytestmark = pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
-BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ import pytest
 
 from genas.errors import ConfigError, InvalidArchitectureError
 from genas.spaces import DartsArch, Genotype, NB201Arch, create_space, list_spaces
+from tests.conftest import BEST
 
 NB201 = create_space("nb201")
 DARTS = create_space("darts")
-BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 DARTS_V2 = Genotype(
     normal=[("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
             ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2)],
@@ -195,3 +195,9 @@ def test_darts_distance_is_symmetric_and_zero_on_self():
     for x, y in itertools.product(archs, archs):
         assert DARTS.distance(x, y) == DARTS.distance(y, x)
         assert (DARTS.distance(x, y) == 0) == (x == y)
+
+
+def test_a_space_too_large_to_enumerate_says_so():
+    with pytest.raises(ConfigError, match="cannot be enumerated; use a seeded sample"):
+        next(iter(DARTS.enumerate()))
+

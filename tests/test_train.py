@@ -99,7 +99,6 @@ def test_cli_resume_rejects_corrupt_and_incompatible_checkpoints(tmp_path):
     assert_one_line_error(run_tool("--resume", str(tmp_path / "r")), "corrupt or unreadable")
     torch.save({"format": "something else"}, last)
     assert_one_line_error(run_tool("--resume", str(tmp_path / "r")), "not a genas supernet checkpoint")
-    state = torch.load(Path(str(last) + ""), weights_only=False) if False else None  # noqa: F841
     last.write_bytes(good)
     assert_one_line_error(run_tool("--resume", str(tmp_path / "r"), "--supernet.channels", "8"), "incompatible")
 

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from genas.data import datasets as _builtin  # noqa: F401  (registers the built-in datasets)
 from genas.data.base import AUGMENTATIONS, DATASETS, ArrayDataset, DataBundle, cap, split_rng
 from genas.data.loader import TensorLoader, build_loader
 from genas.errors import ConfigError
+from genas.io import atomic_writer
 from genas.validation import check_bool, check_choice, check_float, check_int
 
 __all__ = [
@@ -124,10 +127,6 @@ def save_split_npz(bundle: DataBundle, path: str, sizes: dict[str, int] | None =
         >>> len(again.train), len(again.valid), len(again.test)
         (1078, 100, 359)
     """
-    import numpy as np
-
-    from genas.io import atomic_writer
-
     sizes = dict(sizes or {})
     unknown = set(sizes) - {"train", "valid", "test"}
     if unknown:

@@ -14,16 +14,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from genas.errors import ConfigError
+
 __all__ = ["SearchSpace", "Architecture"]
 
 
-class Architecture:
-    """Marker base class of architecture objects (frozen dataclasses)."""
+class Architecture(ABC):
+    """Base class of architecture objects (frozen dataclasses)."""
 
     space: ClassVar[str] = ""
 
-    def to_json(self) -> Any:  # pragma: no cover - implemented by subclasses
-        raise NotImplementedError
+    @abstractmethod
+    def to_json(self) -> Any:
+        """A JSON value that the space's ``parse`` turns back into this architecture."""
 
 
 class SearchSpace(ABC):
@@ -82,8 +85,11 @@ class SearchSpace(ABC):
         """Number of architectures in the space."""
 
     def enumerate(self) -> Iterator[Any]:
-        """Iterate over every architecture (only for spaces small enough)."""
-        raise NotImplementedError(f"the {self.name} space has {self.size:.3g} architectures; it cannot be enumerated")
+        """Iterate over every architecture (only for spaces small enough; others raise ConfigError)."""
+        raise ConfigError(
+            f"the {self.name} space has {self.size:.3g} architectures and cannot be enumerated; "
+            "use a seeded sample (e.g. sample(rng) or --sample N) instead"
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
