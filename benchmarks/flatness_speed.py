@@ -12,6 +12,12 @@ Setting (issue 3): an NB201 subnet of a C=16, N=5 supernet, 32x32 RGB input, 3 s
 * ``engine_<name>``: each other engine explicitly (``loop``: sequential in place; ``vmap``;
   ``threads``), so their costs can be compared; on CUDA ``engine_tf32``, the default engine with
   TF32 convolutions allowed (not exact; for comparison);
+* ``engine_grouped``: the ``grouped`` engine (the 3 perturbed copies as convolution groups with BN
+  folded, one forward per batch); ``grouped_4cand`` / ``loop_4cand``: four candidates (the best
+  cell and three seeded samples) scored in one grouped forward (``candidates=4``) against the loop
+  engine one by one, both reported per candidate; on CUDA also ``engine_grouped_tf32`` and
+  ``engine_grouped_bf16`` (inexact). The bf16 loss error of the grouped engine against exact fp32
+  is printed on every device (``grouped_bf16_max_loss_error``);
 * ``floor``: the same number of plain forwards of the subnet (3 x 1,024 images, channels_last),
   i.e. the cost of the evaluation alone; ``floor_nchw`` the same in NCHW; on CUDA
   ``floor_merged`` the same images in one forward of 1,024 per sigma (as the engine joins them).
@@ -80,6 +86,20 @@ def engine(ctx, arch, batching, **options):
     return run
 
 
+def several(ctx, archs, batching, candidates=1):
+    """Flatness of ``archs``, ``candidates`` per forward; the benchmark divides its time by len(archs)."""
+    scorer = create_scorer("flatness", sigmas=list(SIGMAS), batching=batching, candidates=candidates)
+
+    def run():
+        if candidates > 1:
+            scorer.grouped_losses(archs, ctx)
+        else:
+            for a in archs:
+                scorer.losses(a, ctx)
+
+    return run
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu")
@@ -102,15 +122,24 @@ def main() -> None:
     default = "loop" if device.type == "cuda" else "threads"
     runners = {"reference": reference(net, arch, nchw), "engine": engine(ctx, arch, default)}
     runners.update({f"engine_{b}": engine(ctx, arch, b) for b in ("loop", "threads", "vmap") if b != default})
+    runners["engine_grouped"] = engine(ctx, arch, "grouped")
+    four = [arch] + [net.space.sample(np.random.default_rng(s)) for s in range(3)]
+    runners["grouped_4cand"] = several(ctx, four, "grouped", candidates=4)
+    runners["loop_4cand"] = several(ctx, four, "loop")
     runners.update({"floor": floor(net_cl.subnet(arch).eval(), cl), "floor_nchw": floor(net.subnet(arch).eval(), nchw)})
     if device.type == "cuda":
         runners["engine_tf32"] = engine(ctx, arch, default, tf32=True)  # inexact: shows what TF32 would buy
+        runners["engine_grouped_tf32"] = engine(ctx, arch, "grouped", tf32=True)
+        runners["engine_grouped_bf16"] = engine(ctx, arch, "grouped", bf16=True)
         merged = [(torch.cat([b[0] for b in cl]), torch.cat([b[1] for b in cl]))]
         runners["floor_merged"] = floor(net_cl.subnet(arch).eval(), merged)
     for fn in runners.values():
         fn()  # warm-up
     times = interleaved({k: (lambda f=f: timed(f, device)) for k, f in runners.items()}, args.rounds)
-    sec = {k: median(v) for k, v in times.items()}
+    sec = {k: median(v) / (4 if k.endswith("_4cand") else 1) for k, v in times.items()}
+    exact = create_scorer("flatness", sigmas=list(SIGMAS), batching="grouped").losses(arch, ctx)
+    bf16_err = float(np.abs(create_scorer("flatness", sigmas=list(SIGMAS), batching="grouped", bf16=True).losses(arch, ctx)
+                            - exact).max())  # fmt: skip
     best = min((k for k in sec if k.startswith("floor")), key=sec.get)  # the fastest plain forwards
     result = {
         "benchmark": "flatness_speed",
@@ -122,6 +151,9 @@ def main() -> None:
         "floor_used": best,
         "engine_vs_floor": round(sec["engine"] / sec[best], 3),
         "speedup_floor_vs_reference": round(sec["reference"] / sec[best], 3),
+        "speedup_grouped_vs_engine": round(sec["engine"] / sec["engine_grouped"], 3),
+        "speedup_grouped_4cand_vs_loop_4cand": round(sec["loop_4cand"] / sec["grouped_4cand"], 3),
+        "grouped_bf16_max_loss_error": float(f"{bf16_err:.3g}"),
         "spread": {k: [round(min(v), 4), round(max(v), 4)] for k, v in times.items()},
     }  # fmt: skip
     print_json(result)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without install
 import numpy as np  # noqa: E402
 
 from evolution import Evolution, RandomSearch, RegularizedEvolution, SearchAlgorithm  # noqa: E402
-from genas.benchmarks import ACCURACY_COLUMNS, NB201_TABLE_ENV, NB201Table, load_nb201_table  # noqa: E402
+from genas.tables import ACCURACY_COLUMNS, NB201_TABLE_ENV, NB201Table, load_nb201_table  # noqa: E402
 from genas.cli import run_cli  # noqa: E402
 from genas.errors import ConfigError, DataNotFoundError  # noqa: E402
 from genas.io import atomic_write_json  # noqa: E402

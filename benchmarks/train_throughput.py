@@ -5,20 +5,30 @@ written the way the reference SPOS/RLNAS code does it: NCHW tensors from a ``Dat
 paths drawn with numpy's global RNG, ``optimizer.zero_grad()`` then ``step()``.  Both run on
 the same in-memory data, without augmentation, alternating rounds in one process.
 
-    python benchmarks/train_throughput.py                 # CPU, ~2 minutes
+``engine`` is the trainer with the default ``train.unsampled_update decay`` (zero-filled gradients,
+issue 17), ``engine_freeze`` the same with ``freeze`` (``None`` gradients): their ratio is what the
+reference dynamics cost. (``plain`` calls ``zero_grad()``, which is ``set_to_none`` in PyTorch 2.)
+
+``graph`` is the trainer with ``train.step graph`` (issue 16): on CUDA the masked step captured as
+one CUDA graph; on CPU it falls back to the eager step (one warning), which is what a user gets
+there.  ``graph_uncaptured`` runs the masked step itself without capture (every op of every edge
+under one-hot masks): the honest cost of the mask formulation on a device without graphs.
+
+    python benchmarks/train_throughput.py                 # CPU, ~3 minutes
     python benchmarks/train_throughput.py --device cuda --amp bf16 --steps 100
 """
 
 from __future__ import annotations
 
 import argparse
+import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from _common import interleaved, machine, median, print_json, timed, write_result  # noqa: I001
-from genas.config import TrainConfig
+from supernet.config import TrainConfig
 from genas.data import build_loader, create_dataset
 from genas.spaces import NB201Arch
 from supernet import UniformPathSampler, create_supernet
@@ -62,12 +72,19 @@ def plain_loop(device: torch.device, data, steps: int):
     return run
 
 
-def engine_loop(device: torch.device, data, steps: int, channels_last: bool, amp: str):
+def engine_loop(device: torch.device, data, steps: int, channels_last: bool, amp: str, step: str = "eager",
+                capture: bool = True, unsampled_update: str = "decay"):  # fmt: skip
     torch.manual_seed(0)
     net = create_supernet("nb201", num_classes=10, channels=16, layers=5, device=device)
     loader = build_loader(data.train, data, 64, train=True, seed=0, augment="none", device=device, channels_last=channels_last)
-    cfg = TrainConfig(epochs=10_000, channels_last=channels_last, amp=amp)
-    trainer = SupernetTrainer(net, UniformPathSampler(net.space, net.num_search_cells, 0), loader, cfg, device, progress=False)
+    cfg = TrainConfig(epochs=10_000, channels_last=channels_last, amp=amp, step=step, unsampled_update=unsampled_update)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer = SupernetTrainer(net, UniformPathSampler(net.space, net.num_search_cells, 0), loader, cfg, device,
+                                  progress=False, graph_capture=capture)  # fmt: skip
+    for w in caught:
+        if "train.step" in str(w.message):
+            print(f"note: {w.message}")
 
     def run():
         trainer.fit(max_steps=steps)
@@ -89,6 +106,9 @@ def main() -> None:
         "plain": plain_loop(device, data, args.steps),
         "engine": engine_loop(device, data, args.steps, True, args.amp),
         "engine_nchw": engine_loop(device, data, args.steps, False, args.amp),
+        "engine_freeze": engine_loop(device, data, args.steps, True, args.amp, unsampled_update="freeze"),
+        "graph": engine_loop(device, data, args.steps, True, args.amp, step="graph"),
+        "graph_uncaptured": engine_loop(device, data, args.steps, True, args.amp, step="graph", capture=False),
     }
     for fn in runners.values():  # warm-up (allocator, oneDNN / cuDNN kernel selection)
         fn()
@@ -102,9 +122,17 @@ def main() -> None:
         "images_per_s": {k: round(v, 1) for k, v in ips.items()},
         "ratio_engine_vs_plain": round(ips["engine"] / ips["plain"], 3),
         "ratio_engine_nchw_vs_plain": round(ips["engine_nchw"] / ips["plain"], 3),
+        "ratio_decay_vs_freeze": round(ips["engine"] / ips["engine_freeze"], 3),
+        "ratio_graph_vs_engine": round(ips["graph"] / ips["engine"], 3),
+        "ratio_graph_uncaptured_vs_engine": round(ips["graph_uncaptured"] / ips["engine"], 3),
+        "graph_step": "captured CUDA graph" if device.type == "cuda" else "eager fallback (no CUDA graphs on CPU)",
     }  # fmt: skip
     print_json(result)
-    print(f"engine {ips['engine']:.1f} img/s vs plain {ips['plain']:.1f} img/s: {result['ratio_engine_vs_plain']:.2f}x")
+    print(f"train.unsampled_update decay {ips['engine']:.1f} img/s vs freeze {ips['engine_freeze']:.1f} img/s: "
+          f"{result['ratio_decay_vs_freeze']:.3f}x")
+    print(f"engine {ips['engine']:.1f} img/s vs plain {ips['plain']:.1f} img/s: {result['ratio_engine_vs_plain']:.2f}x; "
+          f"graph {ips['graph']:.1f} img/s ({result['ratio_graph_vs_engine']:.2f}x the engine), "
+          f"uncaptured masked step {ips['graph_uncaptured']:.1f} img/s")  # fmt: skip
     write_result(args.out, result)
 
 

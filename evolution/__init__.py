@@ -17,23 +17,20 @@ Example:
     ('|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|', 6.0, 160)
 """
 
-from evolution.base import (
-    ALGORITHMS,
-    Individual,
-    SearchAlgorithm,
-    algorithm_from_config,
-    create_algorithm,
-    list_algorithms,
-)
-from evolution.constraints import Constraint, count_flops, count_params
-from evolution.random_search import RandomSearch
-from evolution.rea import RegularizedEvolution
-from evolution.runner import SearchResult, read_history, run_search
-from evolution.spos import Evolution
+from genas.lazy import lazy_exports
+from evolution.config import SearchConfig  # registers the `search` config section
 
 __all__ = [
     "ALGORITHMS", "Individual", "SearchAlgorithm", "create_algorithm", "list_algorithms", "algorithm_from_config",
-    "Evolution", "RegularizedEvolution", "RandomSearch",
+    "Evolution", "RegularizedEvolution", "RandomSearch", "SearchConfig",
     "run_search", "SearchResult", "read_history",
     "Constraint", "count_params", "count_flops",
 ]  # fmt: skip
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    **dict.fromkeys(("ALGORITHMS", "Individual", "SearchAlgorithm", "create_algorithm", "list_algorithms",
+                     "algorithm_from_config"), "evolution.base"),
+    "Evolution": "evolution.spos", "RegularizedEvolution": "evolution.rea", "RandomSearch": "evolution.random_search",
+    "run_search": "evolution.runner", "SearchResult": "evolution.runner", "read_history": "evolution.runner",
+    "Constraint": "evolution.constraints", "count_params": "genas.counting", "count_flops": "genas.counting",
+})  # fmt: skip

@@ -31,7 +31,7 @@ import numpy as np
 from genas.errors import ConfigError
 from genas.registry import Registry
 from genas.spaces.base import SearchSpace
-from genas.validation import check_int
+from genas.validation import Interval, Nullable, check_int, check_params
 
 __all__ = [
     "Individual", "SearchAlgorithm", "ALGORITHMS", "create_algorithm", "list_algorithms",
@@ -76,6 +76,8 @@ class SearchAlgorithm(ABC):
 
     name: ClassVar[str] = ""
     _params: ClassVar[tuple[str, ...]] = ()
+    #: the limits of the hyper-parameters, read by ``__init__`` and by the ``search`` config section
+    constraints: ClassVar[dict[str, Any]] = {}
     #: random draws per needed architecture before giving up on a constraint or a full space
     random_tries: ClassVar[int] = 1000
     #: spaces up to this size are enumerated when random draws no longer find new architectures
@@ -96,8 +98,7 @@ class SearchAlgorithm(ABC):
                 f"The 'constraint' parameter of {owner} must be a callable or None. Got {constraint!r} instead."
             )
         check_int(seed, "seed", owner, 0)
-        if max_queries is not None:
-            check_int(max_queries, "max_queries", owner, 1)
+        check_params(owner, {"max_queries": Nullable(Interval(int, 1))}, {"max_queries": max_queries})
         self.space, self.seed, self.constraint, self.max_queries = space, seed, constraint, max_queries
         self.rng = np.random.default_rng(seed)
         self.history: list[Individual] = []
@@ -106,6 +107,24 @@ class SearchAlgorithm(ABC):
         self._pending: list[Any] | None = None
         self._exhausted = False
         self._feasible: dict[Any, bool] = {}
+
+    @classmethod
+    def check_options(cls, values: dict[str, Any], owner: str | None = None) -> dict[str, Any]:
+        """Check hyper-parameters against :attr:`constraints` (and :meth:`_check_more`); return them checked."""
+        owner = owner or cls.__name__
+        checked = check_params(owner, cls.constraints, values)
+        cls._check_more(checked, owner)
+        return checked
+
+    @classmethod
+    def _check_more(cls, values: dict[str, Any], owner: str) -> None:
+        """Rules across parameters that a constraints table cannot state (default: none)."""
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        """Every hyper-parameter ``__init__`` takes (``max_queries`` included), with its default."""
+        params = inspect.signature(cls.__init__).parameters
+        return {k: p.default for k, p in params.items() if k not in ("self", *_COMMON)}
 
     # ---- the interface -------------------------------------------------------------
     def ask(self) -> list[Any]:
@@ -328,7 +347,7 @@ def create_algorithm(
 def algorithm_from_config(
     cfg: Any, space: SearchSpace, seed: int = 0, constraint: Callable[[Any], bool] | None = None
 ) -> SearchAlgorithm:
-    """The algorithm named by ``cfg.algorithm`` (a :class:`genas.config.SearchConfig`), fed the fields it takes.
+    """The algorithm named by ``cfg.algorithm`` (a :class:`evolution.config.SearchConfig`), fed the fields it takes.
 
     A config field is forwarded when the algorithm's ``__init__`` has a keyword of the same name
     (``population``, ``topk``, ... for ``evolution``); fields set to ``None`` keep the defaults.

@@ -6,27 +6,29 @@ Usage::
     python tools/evolve.py --scorer accuracy --supernet runs/nb201-cifar10 --search.iterations 20
     python tools/evolve.py --scorer flatness --score.options.sigmas "[1e-3,3e-3,6e-3]"
     python tools/evolve.py --scorer my_score --plugin my_scorers.py
+    python tools/evolve.py --scorer synflow                     # zero-cost proxy: no trained supernet needed
+    python tools/evolve.py --scorer accuracy --search.algorithm rea --search.cycles 500
     python tools/evolve.py --list-scorers
     python tools/evolve.py --resume                             # continue an interrupted search
+
+Every name, option and budget is checked before the supernet or any data is read; a budget no
+architecture can meet is reported with the space's achievable range.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
+import json
 import re
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
+from genas.cli import ArgumentParser, add_check, checked, load_plugins, parse_args, start_runtime
+from genas.config import MAX_NAME, Config, load_config
 
-from genas.cli import ArgumentParser
-from genas.config import Config, load_config, split_overrides
-from genas.distributed import init_distributed, is_main, resolve_device
-from genas.errors import ConfigError, NotTrainedError
-from genas.runs import Run, environment_record
+__all__ = ["main", "search_from_config", "default_out_dir", "slug"]
 
-__all__ = ["main", "search_from_config"]
+TOP_K = 10  # architectures listed, with each scorer term, in best_arch.json
 
 
 def _parser() -> ArgumentParser:
@@ -34,21 +36,36 @@ def _parser() -> ArgumentParser:
         prog="evolve.py",
         description="Evolutionary search over subnets of a trained supernet, ranked by a registered scorer.",
         epilog="Config values can be overridden as --section.key value (sections: run, score, search). "
-        "Scorer options: --score.options.NAME value (e.g. --score.options.gamma 8).",
+        "Scorer options: --score.options.NAME value (e.g. --score.options.gamma 8). "
+        "Algorithm options: --search.NAME value (e.g. --search.cycles 500 with --search.algorithm rea).",
     )
-    p.add_argument("--scorer", default=None, help="scorer expression, e.g. accuracy, angle+flatness, na:accuracy")
+    p.add_argument("--scorer", default=None, help="scorer expression, e.g. accuracy, angle+flatness, na:accuracy, synflow")
     p.add_argument("--supernet", default=None, metavar="RUN_DIR", help="training run to search (default: the config's run)")
     p.add_argument("--config", default="quickstart", help="YAML file or a name in configs/ (default: quickstart)")
-    p.add_argument("--out", default=None, help="output directory (default: RUN_DIR/search-<scorer>-<algorithm>)")
+    p.add_argument("--out", default=None, help="output directory (default: RUN_DIR/search-<scorer>-<algorithm>[-<options hash>])")
     p.add_argument("--resume", action="store_true", help="continue the interrupted search in --out")
     p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE", help="load scorer plugins")
     p.add_argument("--list-scorers", action="store_true", help="list registered scorers and exit")
-    return p
+    return add_check(p)
 
 
 def slug(text: str) -> str:
     """A file-name-safe version of a scorer expression."""
     return re.sub(r"[^A-Za-z0-9.+=_-]+", "_", text.replace("*", "x").replace(":", "-")).strip("_") or "scorer"
+
+
+def default_out_dir(run_dir: Path, cfg: Config) -> Path:
+    """``RUN_DIR/search-<scorer>-<algorithm>``, plus a short stable hash of the scorer options when any are set.
+
+    Long expressions are cut and hashed so the name stays within what file systems allow.
+    """
+    name = f"search-{slug(cfg.score.scorer)}-{cfg.search.algorithm}"
+    opts = cfg.score.options
+    digest = hashlib.sha1(json.dumps(opts, sort_keys=True, default=str).encode()).hexdigest()[:8] if opts else ""
+    if len(name) > MAX_NAME - 10:
+        digest = digest or hashlib.sha1(name.encode()).hexdigest()[:8]
+        name = name[: MAX_NAME - 10]
+    return run_dir / (f"{name}-{digest}" if digest else name)
 
 
 def print_scorers() -> None:
@@ -65,105 +82,151 @@ def print_scorers() -> None:
     Console().print(table)
 
 
-def _cost_fn(ctx: Any, input_shape: tuple[int, ...]):
-    """arch -> (params in millions, MFLOPs) of its subnet, cached."""
-    from evolution import count_flops, count_params
+def search_from_config(cfg: Config, run_dir: Path | None, out: Path, resume: bool = False) -> Any:
+    """Run the search of ``cfg.search`` with scorer ``cfg.score`` over the supernet trained in ``run_dir``.
 
-    cache: dict[Any, tuple[float, float]] = {}
-
-    def cost(arch: Any) -> tuple[float, float]:
-        if arch not in cache:
-            sub = ctx.supernet.subnet(arch)
-            cache[arch] = (count_params(sub) / 1e6, count_flops(sub, input_shape) / 1e6)
-        return cache[arch]
-
-    return cost
-
-
-def search_from_config(cfg: Config, run_dir: Path, out: Path, plugins: Sequence[str] = (), resume: bool = False) -> Any:
-    """Run the search of ``cfg.search`` with scorer ``cfg.score`` over the supernet trained in ``run_dir``."""
+    ``run_dir`` may be None (or hold no run) for scorers that need no trained supernet (zero-cost
+    proxies, the ``nb201`` table); the space and the data are then ``cfg``'s.
+    """
     from evolution import Constraint, algorithm_from_config, run_search
-    from genas.spaces import create_space
-    from scorers import ScoringContext, cached_scores, create_scorer, load_plugin, origin_of
+    from evolution.runner import check_out_dir
+    from genas.runs import environment_record
+    from scorers import ScoringContext, create_scorer
 
-    for plugin in [*cfg.score.plugins, *plugins]:
-        load_plugin(plugin)
     scorer = create_scorer(cfg.score.scorer, **cfg.score.options)
-    device = resolve_device(cfg.run.device, int(os.environ.get("LOCAL_RANK", "0")))
-    init_distributed(device)
-    needs = scorer.needs
-    if needs.supernet or cfg.search.max_params or cfg.search.max_flops:
-        if not (run_dir / "config.yaml").is_file():
-            raise NotTrainedError(f"no trained supernet at {run_dir}; train one with `python tools/train_supernet.py` "
-                                  "or point --supernet at a training run directory")  # fmt: skip
-        sc = cfg.score
-        ctx = ScoringContext.from_run(
-            str(run_dir), checkpoint=sc.checkpoint, device=device, bn_batches=sc.bn_batches, bn_batch_size=sc.bn_batch_size,
-            bn_momentum=sc.bn_momentum, eval_batches=sc.eval_batches, eval_batch_size=sc.eval_batch_size,
-            seed=cfg.run.seed, data=needs.data,
-        )  # fmt: skip
-        train_cfg = load_config(None, base=Run(run_dir).read_config())
-        from supernet.factory import build_data
-
-        bundle = build_data(train_cfg.data, train_cfg.run.seed) if (cfg.search.max_params or cfg.search.max_flops) else None
-    else:
-        ctx, bundle = ScoringContext.for_space(create_space(cfg.supernet.space), seed=cfg.run.seed), None
-    constraint = None
-    if bundle is not None:
-        shape = (1, bundle.channels, bundle.image_size, bundle.image_size)
-        constraint = Constraint.from_config(cfg.search, _cost_fn(ctx, shape))
+    check_out_dir(out, resume)  # before any work: a file in the way, a full search, nothing to resume
+    rt = start_runtime(cfg)
+    trained = run_dir is not None and (run_dir / "config.yaml").is_file()
+    ctx = ScoringContext.from_config(cfg.score, run_dir if trained else None, device=rt.device, seed=cfg.run.seed,
+                                     scorers=[scorer], space=cfg.supernet.space, data=cfg.data,
+                                     network=cfg.supernet)  # fmt: skip
+    cost = _cost_function(ctx, cfg, run_dir if trained else None)
+    constraint = Constraint.from_config(cfg.search, cost.of) if cost is not None else None
+    if constraint is not None:
+        cost.check_budget(cfg.search)  # in seconds, before any scoring
     algo = algorithm_from_config(cfg.search, ctx.space, seed=cfg.run.seed, constraint=constraint)
     sign = 1.0 if scorer.higher_is_better else -1.0
-
-    def fitness(archs: list[Any]) -> np.ndarray:
-        return sign * cached_scores(scorer, archs, ctx, origin_of(scorer.name))
-
     meta = {
         "scorer": cfg.score.scorer,
         "scorer_options": scorer.options(),
         "higher_is_better": scorer.higher_is_better,
         "seed": cfg.run.seed,
-        "supernet_run": str(run_dir),
+        "supernet_run": str(run_dir) if ctx.supernet is not None else None,
         "supernet_checkpoint": ctx.metadata.get("checkpoint"),
         "search": cfg.to_dict()["search"],
         "versions": environment_record(cfg.run.seed)["versions"],
     }
-    result = run_search(algo, fitness, out, resume=resume, progress=cfg.run.progress, metadata=meta)
-    if result.best is not None and is_main():
+
+    def record(history: list[Any]) -> dict[str, Any]:
+        return _top_record(history, scorer, ctx, sign, cost)
+
+    result = run_search(algo, lambda archs: sign * ctx.score(scorer, archs), out, resume=resume,
+                        progress=cfg.run.progress, metadata=meta, record=record)  # fmt: skip
+    if result.best is not None and rt.is_main:
         print(f"best architecture ({cfg.score.scorer} = {sign * result.best.score:.6g}, {result.num_scored} scored): {result.best.arch}")
         print(f"results in {out}")
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from scorers import load_plugin
+class _Cost:
+    """Parameters and FLOPs of architectures (cached), and the space's range for the up-front budget check."""
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    rest, overrides = split_overrides(argv)
-    args = _parser().parse_args(rest)
+    def __init__(self, net: Any, input_shape: tuple[int, ...]) -> None:
+        self.net, self.shape, self.cache = net, input_shape, {}
+
+    def of(self, arch: Any) -> tuple[float, float]:
+        from supernet.costs import arch_cost
+
+        if arch not in self.cache:
+            self.cache[arch] = arch_cost(self.net, arch, self.shape)
+        return self.cache[arch]
+
+    def check_budget(self, search: Any) -> None:
+        from genas.errors import ConfigError
+        from supernet.costs import cost_range
+
+        r = cost_range(self.net, self.shape)
+        if (search.max_params is not None and search.max_params < r.params[0]) or (
+            search.max_flops is not None and search.max_flops < r.flops[0]
+        ):
+            raise ConfigError(f"no {self.net.space.name} architecture meets search.max_params={search.max_params} / "
+                              f"search.max_flops={search.max_flops}: the space spans {r.describe()}")  # fmt: skip
+
+
+def _cost_function(ctx: Any, cfg: Config, run_dir: Path | None) -> _Cost | None:
+    """Costs on the trained supernet, or on a fresh one of the config's shape (zero-cost searches)."""
+    import torch
+
+    from genas.data import build_data
+    from genas.runs import Run
+    from supernet.factory import build_supernet
+
+    if ctx.supernet is not None:
+        shape = ctx.metadata.get("input_shape")
+        if shape is None:  # a checkpoint from before the shape was recorded
+            trained = load_config(None, base=Run(run_dir).read_config())
+            bundle = build_data(trained.data, trained.run.seed)
+            shape = (bundle.channels, bundle.image_size, bundle.image_size)
+        return _Cost(ctx.supernet, (1, *shape))
+    if ctx.fresh is None and cfg.search.max_params is None and cfg.search.max_flops is None:
+        return None
+    bundle = ctx.fresh.bundle if ctx.fresh is not None else build_data(cfg.data, cfg.run.seed)
+    with torch.no_grad():
+        net = build_supernet(cfg.supernet, bundle)
+    return _Cost(net, (1, bundle.channels, bundle.image_size, bundle.image_size))
+
+
+def _top_record(history: list[Any], scorer: Any, ctx: Any, sign: float, cost: _Cost | None) -> dict[str, Any]:
+    """For best_arch.json: the best architecture's params / FLOPs, and the top-k with each scorer term."""
+    finite = [ind for ind in history if ind.score == ind.score]
+    top = sorted(finite, key=lambda ind: -ind.score)[:TOP_K]
+    parts = getattr(scorer, "parts", None)
+    rows = []
+    for ind in top:
+        row: dict[str, Any] = {"arch": str(ind.arch), "score": sign * ind.score}
+        if parts:
+            row["terms"] = {p.name: {"weight": w, "value": float(ctx.score(p, [ind.arch])[0])} for w, p in parts}
+        if cost is not None:
+            row["params_M"], row["mflops"] = (round(v, 6) for v in cost.of(ind.arch))
+        rows.append(row)
+    out: dict[str, Any] = {"top": rows}
+    if rows and cost is not None:
+        out["params_M"], out["mflops"] = rows[0]["params_M"], rows[0]["mflops"]
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, overrides = parse_args(_parser(), argv)
+    import evolution  # noqa: F401  (each stage registers its config sections)
+    import scorers  # noqa: F401
+    import supernet  # noqa: F401
+    load_plugins(args.plugin)
     if args.list_scorers:
-        for plugin in args.plugin:
-            load_plugin(plugin)
         print_scorers()
         return 0
-    cfg = load_config(args.config, overrides)
-    if args.scorer:
-        cfg.score.scorer = args.scorer
-        cfg.score.validate()
-    if args.supernet:
-        run_dir = Path(args.supernet)
-    else:
-        from supernet.factory import default_run_name
+    from genas.errors import ConfigError, NotTrainedError
+    from genas.runs import Run
+    from supernet.factory import default_run_name
 
-        run_dir = Path(cfg.run.root) / default_run_name(cfg)
-    if not args.supernet and not run_dir.exists():
-        raise NotTrainedError(f"no trained supernet at {run_dir} (the default run of config {args.config!r}); "
-                              "train it with `python tools/train_supernet.py` or pass --supernet RUN_DIR")  # fmt: skip
-    if args.supernet and (run_dir / "config.yaml").is_file():
-        trained = load_config(None, base=Run(run_dir).read_config())
-        cfg.supernet = trained.supernet  # the space is the run's, whatever --config says
-    out = Path(args.out) if args.out else run_dir / f"search-{slug(cfg.score.scorer)}-{cfg.search.algorithm}"
-    if args.resume and not (out / "search_state.json").exists():
-        raise ConfigError(f"nothing to resume in {out}: no search_state.json (start the search without --resume)")
-    search_from_config(cfg, run_dir, out, args.plugin, resume=args.resume)
+    if args.scorer is not None:
+        overrides.append(("score.scorer", args.scorer))
+    cfg = load_config(args.config, overrides)
+    if "," in cfg.score.scorer:
+        raise ConfigError(f"evolve.py searches with one scorer expression, got {cfg.score.scorer!r}; "
+                          "combine scorers with + (e.g. angle+flatness)")  # fmt: skip
+    if checked(args, "evolve.py command line and config"):
+        return 0
+    run_dir = Path(args.supernet) if args.supernet else Path(cfg.run.root) / default_run_name(cfg)
+    from scorers import create_scorer
+
+    needs = create_scorer(cfg.score.scorer, **cfg.score.options).needs
+    trained = (run_dir / "config.yaml").is_file()
+    if (needs.supernet or needs.init_weights) and not trained:
+        where = f"the default run of config {args.config!r}" if not args.supernet else "--supernet"
+        raise NotTrainedError(f"no trained supernet at {run_dir} ({where}); train it with "
+                              "`python tools/train_supernet.py` or pass --supernet RUN_DIR")  # fmt: skip
+    if trained:
+        cfg.supernet = load_config(None, base=Run(run_dir).read_config()).supernet  # the space is the run's
+    out = Path(args.out) if args.out else default_out_dir(run_dir, cfg)
+    search_from_config(cfg, run_dir, out, resume=args.resume)
     return 0

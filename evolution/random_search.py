@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from genas.spaces.base import SearchSpace
-from genas.validation import check_int
+from genas.validation import Interval
 
 from evolution.base import ALGORITHMS, SearchAlgorithm
 
@@ -44,6 +44,7 @@ class RandomSearch(SearchAlgorithm):
 
     name = "random"
     _params = ("num_samples", "batch_size")
+    constraints = {"num_samples": Interval(int, 1), "batch_size": Interval(int, 1)}
 
     def __init__(
         self,
@@ -54,9 +55,8 @@ class RandomSearch(SearchAlgorithm):
         batch_size: int = 50,
         max_queries: int | None = None,
     ) -> None:
-        owner = type(self).__name__
-        self.num_samples = check_int(num_samples, "num_samples", owner, 1)
-        self.batch_size = check_int(batch_size, "batch_size", owner, 1)
+        opts = self.check_options(dict(num_samples=num_samples, batch_size=batch_size))
+        self.num_samples, self.batch_size = opts["num_samples"], opts["batch_size"]
         super().__init__(space, seed, constraint, max_queries)
 
     def _propose(self) -> list[Any]:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from genas.spaces.base import SearchSpace
-from genas.validation import check_int
+from genas.validation import Interval
 
 from evolution.base import ALGORITHMS, Individual, SearchAlgorithm, _fitness
 
@@ -57,6 +57,8 @@ class RegularizedEvolution(SearchAlgorithm):
 
     name = "rea"
     _params = ("population", "sample_size", "cycles", "batch_size")
+    constraints = {"population": Interval(int, 1), "sample_size": Interval(int, 1, "population"),
+                   "cycles": Interval(int, 0), "batch_size": Interval(int, 1)}  # fmt: skip
     move_tries = 10
 
     def __init__(
@@ -70,11 +72,8 @@ class RegularizedEvolution(SearchAlgorithm):
         batch_size: int = 1,
         max_queries: int | None = None,
     ) -> None:
-        owner = type(self).__name__
-        self.population = check_int(population, "population", owner, 1)
-        self.sample_size = check_int(sample_size, "sample_size", owner, 1, population)
-        self.cycles = check_int(cycles, "cycles", owner, 0)
-        self.batch_size = check_int(batch_size, "batch_size", owner, 1)
+        opts = self.check_options(dict(population=population, sample_size=sample_size, cycles=cycles, batch_size=batch_size))
+        self.population, self.sample_size, self.cycles, self.batch_size = opts.values()
         super().__init__(space, seed, constraint, max_queries)
         self.queue: deque[Individual] = deque()
         self.children = 0

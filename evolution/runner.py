@@ -40,12 +40,12 @@ import numpy as np
 
 from genas.distributed import DistInfo, all_gather_objects, barrier, broadcast_object, dist_info
 from genas.errors import CheckpointError, ConfigError, GenasError
-from genas.io import atomic_write_json, atomic_write_text, to_jsonable
+from genas.io import atomic_write_json, atomic_write_text, check_writable_dir, to_jsonable
 from genas.validation import check_int
 
 from evolution.base import Individual, SearchAlgorithm
 
-__all__ = ["run_search", "SearchResult", "read_history", "HISTORY_FILE", "STATE_FILE", "BEST_FILE", "CURVE_FILE"]
+__all__ = ["run_search", "SearchResult", "read_history", "check_out_dir", "HISTORY_FILE", "STATE_FILE", "BEST_FILE", "CURVE_FILE"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ def run_search(
     progress: bool = True,
     metadata: dict[str, Any] | None = None,
     chunk_size: int | None = None,
+    record: Callable[[list[Individual]], dict[str, Any]] | None = None,
 ) -> SearchResult:
     """Run ``algorithm`` to completion with ``fitness(archs) -> scores`` (higher is better).
 
@@ -90,6 +91,8 @@ def run_search(
         metadata: Merged into ``best_arch.json`` (scorer, supernet checkpoint, versions, ...).
         chunk_size: Candidates scored between two history flushes (default: one per rank); an
             interruption loses at most one chunk of work.
+        record: ``record(history) -> dict`` merged into ``best_arch.json`` at the end (e.g. the
+            top-k with each scorer term, parameters and FLOPs).
     """
     if not isinstance(algorithm, SearchAlgorithm):
         raise ConfigError(f"run_search needs a SearchAlgorithm, got {type(algorithm).__name__}")
@@ -114,7 +117,7 @@ def run_search(
         if metadata is None:
             metadata = prep["state"].get("metadata")
     cache: dict[str, dict[str, Any]] = prep["cache"]
-    writer = _Writer(out, algorithm, metadata) if info.is_main and out is not None else None
+    writer = _Writer(out, algorithm, metadata, record) if info.is_main and out is not None else None
     bar = _Progress(algorithm, enabled=progress and info.is_main)
     scored_now = reused = 0
     try:
@@ -228,15 +231,27 @@ def read_history(path: str | os.PathLike) -> list[dict[str, Any]]:
     return records
 
 
+def check_out_dir(out: Path, resume: bool) -> None:
+    """Refuse, before any work, an output directory that cannot hold this search (writes nothing).
+
+    A directory with a partial ``history.jsonl`` but no saved state (a search killed in its first
+    generation) is resumable; ``--resume`` of a directory holding nothing starts the search.
+    """
+    out = check_writable_dir(out, "--out")
+    started = (out / STATE_FILE).exists() or ((out / HISTORY_FILE).is_file() and (out / HISTORY_FILE).stat().st_size > 0)
+    if started and not resume:
+        raise ConfigError(f"{out} already holds a search ({STATE_FILE}, {HISTORY_FILE}); pass --resume to "
+                          "continue it, or choose another output directory (evolve.py: --out DIR)")
+
+
 def _prepare(out: Path, resume: bool) -> dict[str, Any]:
     """Rank 0: check the directory, load the saved state and the scores of an interrupted generation."""
     state_path, hist_path = out / STATE_FILE, out / HISTORY_FILE
-    has_history = hist_path.is_file() and hist_path.stat().st_size > 0
+    check_out_dir(out, resume)
+    out.mkdir(parents=True, exist_ok=True)
+    for leftover in out.glob(".*.tmp"):  # an atomic write cut off by kill -9
+        leftover.unlink(missing_ok=True)
     if not resume:
-        if state_path.exists() or has_history:
-            raise ConfigError(f"{out} already holds a search ({STATE_FILE}, {HISTORY_FILE}); pass --resume to "
-                              "continue it, or choose another output directory (evolve.py: --out DIR)")
-        out.mkdir(parents=True, exist_ok=True)
         return {"error": None, "state": None, "cache": {}}
     state = None
     if state_path.is_file():
@@ -260,13 +275,14 @@ def _prepare(out: Path, resume: bool) -> dict[str, Any]:
 class _Writer:
     """Rank 0's files: appended history lines, the state after each generation, the final results."""
 
-    def __init__(self, out: Path, algorithm: SearchAlgorithm, metadata: dict[str, Any] | None) -> None:
-        self.out, self.algorithm, self.metadata = out, algorithm, dict(metadata or {})
+    def __init__(self, out: Path, algorithm: SearchAlgorithm, metadata: dict[str, Any] | None,
+                 record: Callable[[list[Individual]], dict[str, Any]] | None = None) -> None:  # fmt: skip
+        self.out, self.algorithm, self.metadata, self.record = out, algorithm, dict(metadata or {}), record
         self.fh: TextIO | None = (out / HISTORY_FILE).open("a")
 
     def append(self, records: list[dict[str, Any]]) -> None:
         assert self.fh is not None
-        self.fh.write("".join(json.dumps(r) + "\n" for r in records))
+        self.fh.write("".join(json.dumps(to_jsonable(r), allow_nan=False) + "\n" for r in records))
         self.fh.flush()
         os.fsync(self.fh.fileno())
 
@@ -293,7 +309,8 @@ class _Writer:
                     num_scored=algo.num_scored, generations=algo.generation)  # fmt: skip
         if algo.constraint is not None:
             core["constraint"] = getattr(algo.constraint, "describe", lambda: repr(algo.constraint))()
-        atomic_write_json(self.out / BEST_FILE, {**self.metadata, **core})
+        extra = self.record(algo.history) if self.record is not None and best is not None else {}
+        atomic_write_json(self.out / BEST_FILE, {**self.metadata, **core, **extra})
         scorer = self.metadata.get("scorer")
         head = f"scorer {scorer}: " if scorer else ""
         _plot_curve(curve, self.out / CURVE_FILE, f"{head}{algo.describe()}, seed {algo.seed}")
@@ -341,38 +358,30 @@ def _plot_curve(curve: list[dict[str, float]], path: Path, title: str) -> None:
 
 
 class _Progress:
-    """Rich progress: generation, candidates scored, best so far, mean of the last batch (rank 0)."""
+    """Candidates scored, generation, best so far and batch mean: a bar on a terminal, a line per generation in a log."""
 
     def __init__(self, algorithm: SearchAlgorithm, enabled: bool) -> None:
-        self.algorithm, self.progress, self.task = algorithm, None, None
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from genas.progress import Progress
 
-        self.progress = Progress(
-            TextColumn(f"[bold]{algorithm.name}[/] gen {{task.fields[gen]}}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("best {task.fields[best]}  mean {task.fields[mean]}"), TimeElapsedColumn(),
-        )  # fmt: skip
-        self.progress.start()
-        best = algorithm.best
-        self.task = self.progress.add_task(
-            "search", total=algorithm.total_queries, completed=algorithm.num_scored, gen=algorithm.generation,
-            best=_fmt(best and best.score), mean="-",
-        )  # fmt: skip
+        self.algorithm, self.done = algorithm, algorithm.num_scored
+        self.bar = Progress(algorithm.name, algorithm.total_queries, {"gen": "{}", "best": "{}", "mean": "{}"},
+                            enabled=enabled, completed=self.done)  # fmt: skip
+        self.bar.__enter__()
+        self.bar.update(self.done, gen=algorithm.generation, best=_fmt(algorithm.best and algorithm.best.score))
 
     def advance(self, n: int) -> None:
-        if self.progress is not None:
-            self.progress.advance(self.task, n)
+        self.done += n
+        self.bar.update(self.done)
 
     def generation_done(self, scores: np.ndarray) -> None:
-        if self.progress is not None:
-            algo = self.algorithm
-            self.progress.update(self.task, gen=algo.generation, best=_fmt(algo.best.score), mean=_fmt(_mean(scores)))
+        algo = self.algorithm
+        best, mean = _fmt(algo.best.score), _fmt(_mean(scores))
+        self.bar.update(self.done, gen=algo.generation, best=best, mean=mean)
+        self.bar.line(f"generation {algo.generation}  best {best}  mean {mean}  "
+                      f"{algo.num_scored}/{algo.total_queries} scored", self.done)  # fmt: skip
 
     def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+        self.bar.__exit__(None, None, None)
 
 
 def _fmt(value: float | None) -> str:

@@ -34,7 +34,7 @@ from typing import Any
 
 from genas.errors import ConfigError
 from genas.spaces.base import SearchSpace
-from genas.validation import check_int, check_probability
+from genas.validation import Interval
 
 from evolution.base import ALGORITHMS, Individual, SearchAlgorithm, _fitness
 
@@ -60,6 +60,10 @@ class Evolution(SearchAlgorithm):
 
     name = "evolution"
     _params = ("population", "topk", "mutations", "crossovers", "mutation_prob", "iterations")
+    constraints = {
+        "population": Interval(int, 2), "topk": Interval(int, 1, "population"), "mutations": Interval(int, 0),
+        "crossovers": Interval(int, 0), "mutation_prob": Interval(float, 0.0, 1.0), "iterations": Interval(int, 1),
+    }  # fmt: skip
     operator_tries = 10  # SPOS reference code: max_iters = 10 x the number of children wanted
 
     def __init__(
@@ -75,20 +79,20 @@ class Evolution(SearchAlgorithm):
         iterations: int = 20,
         max_queries: int | None = None,
     ) -> None:
-        owner = type(self).__name__
-        self.population = check_int(population, "population", owner, 2)
-        self.topk = check_int(topk, "topk", owner, 1, population)
-        self.mutations = check_int(mutations, "mutations", owner, 0)
-        self.crossovers = check_int(crossovers, "crossovers", owner, 0)
-        if mutations + crossovers > population:
-            raise ConfigError(
-                f"The 'mutations' and 'crossovers' parameters of {owner} must sum to at most population "
-                f"({population}). Got {mutations} + {crossovers} instead."
-            )
-        self.mutation_prob = check_probability(mutation_prob, "mutation_prob", owner)
-        self.iterations = check_int(iterations, "iterations", owner, 1)
+        opts = self.check_options(dict(population=population, topk=topk, mutations=mutations, crossovers=crossovers,
+                                       mutation_prob=mutation_prob, iterations=iterations))  # fmt: skip
+        self.population, self.topk, self.mutations = opts["population"], opts["topk"], opts["mutations"]
+        self.crossovers, self.mutation_prob, self.iterations = opts["crossovers"], opts["mutation_prob"], opts["iterations"]
         super().__init__(space, seed, constraint, max_queries)
         self.top: list[Individual] = []
+
+    @classmethod
+    def _check_more(cls, values: dict[str, Any], owner: str) -> None:
+        n = values.get("population", 50)
+        m, c = values.get("mutations", 25), values.get("crossovers", 25)
+        if m + c > n:
+            raise ConfigError(f"The 'mutations' and 'crossovers' parameters of {owner} must sum to at most population "
+                              f"({n}). Got {m} + {c} instead.")  # fmt: skip
 
     # ---- proposals -----------------------------------------------------------------
     def _mutant(self) -> Any:

@@ -1,8 +1,16 @@
-"""Shared command-line plumbing: one-line errors, overrides, plugins.
+"""Shared command-line plumbing: the prologue every command starts with, one-line errors.
 
-Every tool in ``tools/`` is a thin script whose ``main(argv)`` is wrapped by
-:func:`run_cli`, which turns user mistakes (:class:`~genas.errors.GenasError`) into a
-single ``error: ...`` line on stderr and exit status 2, and Ctrl-C into status 130.
+Every tool in ``tools/`` is a thin script whose ``main(argv)`` is wrapped by :func:`run_cli`,
+which turns user mistakes (:class:`~genas.errors.GenasError`) into a single ``error: ...`` line
+on stderr and exit status 2, and Ctrl-C into status 130.  Each ``main`` starts with the same
+prologue, so a command keeps only what is its own:
+
+    args, overrides = parse_args(parser, argv)        # --section.key value split off; no torch yet
+    load_plugins(args.plugin)                           # files or modules that register names
+    cfg = load_config(args.config, overrides, base)     # every section checked, before any work
+    rt = start_runtime(cfg)                             # threads, device and rank (LOCAL_RANK), DDP
+
+:func:`parse_args` builds nothing heavy, so ``--help`` answers without importing torch.
 """
 
 from __future__ import annotations
@@ -10,11 +18,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 from genas.errors import GenasError
 
-__all__ = ["run_cli", "main", "ArgumentParser"]
+__all__ = ["run_cli", "ArgumentParser", "parse_args", "load_plugins", "start_runtime", "Runtime", "add_check", "checked",
+           "run_config"]
+
+CHECK_HELP = ("check the command line, the config and every name and option in it, then exit "
+              "without reading data, runs or checkpoints")  # fmt: skip
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -31,7 +44,7 @@ def run_cli(main_fn: Callable[[Sequence[str] | None], int | None], argv: Sequenc
     except GenasError as exc:
         msg = " ".join(str(exc).split("\n"))
         print(f"error: {msg}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted (resume with --resume)", file=sys.stderr)
         return 130
@@ -41,8 +54,69 @@ def run_cli(main_fn: Callable[[Sequence[str] | None], int | None], argv: Sequenc
     return int(code or 0)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The ``genas`` console entry point: ``genas <tool> [args]`` runs ``tools/<tool>.py``-equivalents."""
-    from genas.commands import dispatch  # imported lazily: it pulls in the whole engine
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[tuple[str, str]]]:
+    """Split ``--section.key value`` overrides off ``argv`` (default ``sys.argv[1:]``) and parse the rest."""
+    from genas.parsing import split_overrides
 
-    return dispatch(argv)
+    rest, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
+    return parser.parse_args(rest), overrides
+
+
+def load_plugins(specs: Sequence[str]) -> None:
+    """Import every plugin (``--plugin FILE_OR_MODULE``, ``score.plugins``); each registers its own names."""
+    from genas.plugins import import_plugin
+
+    for spec in specs:
+        import_plugin(spec)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where a command runs: the torch device and this process's rank (``genas.distributed.DistInfo``)."""
+
+    device: Any
+    dist: Any
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist.is_main
+
+
+def start_runtime(cfg: Any) -> Runtime:
+    """Apply ``run.threads``, resolve ``run.device`` for this rank and join the process group under torchrun."""
+    from genas.distributed import init_distributed, resolve_device, set_threads
+
+    set_threads(cfg.run.threads)
+    device = resolve_device(cfg.run.device)
+    return Runtime(device, init_distributed(device))
+
+
+def add_check(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give a command the ``--check`` flag (the docs' commands are tested with it, so they cannot rot)."""
+    parser.add_argument("--check", action="store_true", help=CHECK_HELP)
+    return parser
+
+
+def checked(args: argparse.Namespace, what: str) -> bool:
+    """True (after saying so) when ``--check`` was given: the command stops before any work."""
+    if getattr(args, "check", False):
+        print(f"ok: {what}")
+        return True
+    return False
+
+
+def run_config(args: argparse.Namespace, overrides: list, run_name: Callable[[Any], str]) -> Any:
+    """The config of a command that owns a run directory: ``--config`` + overrides, or on ``--resume``
+    the run's own ``config.yaml`` + overrides (``args.resume`` is then set to the run directory;
+    a bare ``--resume`` names the run the config would create, ``run_name(cfg)`` under ``run.root``)."""
+    from pathlib import Path
+
+    from genas.config import load_config
+    from genas.runs import Run
+
+    if args.resume is None:
+        return load_config(args.config, overrides)
+    if not args.resume:
+        probe = load_config(args.config, overrides)
+        args.resume = str(Path(probe.run.root) / run_name(probe))
+    return load_config(None, overrides, base=Run(args.resume).read_config())

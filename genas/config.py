@@ -1,68 +1,161 @@
-"""Typed run configuration: YAML files, ``--section.key value`` overrides, one check.
+"""Typed run configuration assembled from stage-owned sections: YAML files, ``--section.key value``, one check.
 
-A config is a :class:`Config` of sections (``run``, ``data``, ``supernet``, ``train``,
-``score``, ``search``), each a dataclass whose field names are the YAML keys, the CLI
-spellings (``--train.lr 0.05``) and the Python keywords alike.  Unknown keys are
-rejected with a suggestion; values are checked once, when the config is built.
+A config is a :class:`Config` of *sections*.  Each stage declares its own section where the stage
+is defined, as a dataclass subclass of :class:`Section` registered with :func:`config_section`
+(the core holds ``run`` and ``data``; ``supernet`` / ``train`` live in ``supernet/config.py``,
+``score`` in ``scorers/config.py``, ``search`` in ``evolution/config.py``, ...).  A section's field
+names are the YAML keys, the CLI spellings (``--train.lr 0.05``) and the Python keywords alike, and
+its ``constraints`` table is the one source of truth for its limits, checked when the config is
+built, before any data or checkpoint is read.
+
+Importing a stage registers its sections.  A YAML file may also hold sections of stages this
+process has not imported (one config file serves training and search, see :data:`STAGE_SECTIONS`);
+they are kept as they are and written back unchanged.  Any other name is an error with a
+suggestion (``trian``); a command-line override must name a section of the running command.
 
 Example:
-    >>> cfg = load_config(None, ["--train.epochs", "3", "--data.dataset=digits"])
-    >>> cfg.train.epochs, cfg.data.dataset
+    >>> cfg = load_config(None, ["--run.seed", "3", "--data.dataset=digits"])
+    >>> cfg.run.seed, cfg.data.dataset
     (3, 'digits')
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import yaml
 
 from genas.errors import ConfigError
 from genas.parsing import coerce, parse_scalar, split_overrides, yaml_load
-from genas.registry import suggest
-from genas.validation import check_bool, check_choice, check_float, check_int
+from genas.registry import Registry, suggest
+from genas.validation import Boolean, Interval, Nullable, OneOf, Text, check_params
 
 __all__ = [
-    "Config", "RunConfig", "DataConfig", "SupernetConfig", "TrainConfig", "ScoreConfig", "SearchConfig",
-    "load_config", "split_overrides", "yaml_load", "config_to_dict", "dump_config",
+    "Config", "Section", "SECTIONS", "config_section", "RunConfig", "DataConfig",
+    "load_config", "split_overrides", "yaml_load", "config_to_dict", "dump_config", "CONFIG_DIR", "MAX_NAME",
 ]  # fmt: skip
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+MAX_NAME = 200  # characters of a run / output directory name (file systems allow 255 bytes)
+
+SECTIONS: Registry[type["Section"]] = Registry("config section")
+
+#: The sections of genas's own stages, by name -> the package that declares it.  Names only: the
+#: classes live with their stages.  A config file may hold any of them whichever command reads it
+#: (one file serves training and search); a section name outside this table and outside what this
+#: process registered (a plugin's) is a typo.  ``tests/test_config.py`` keeps the table true.
+STAGE_SECTIONS = {
+    "run": "genas", "data": "genas", "supernet": "supernet", "train": "supernet", "score": "scorers",
+    "search": "evolution", "differentiable": "differentiable", "model": "export", "retrain": "export",
+}  # fmt: skip
+_ORDER: list[str] = []  # registration order: the core's sections, then each stage's as it is imported
 
 
+def config_section(name: str) -> Callable[[type[Section]], type[Section]]:
+    """Register a :class:`Section` dataclass as config section ``name`` (decorator)."""
+
+    def deco(cls: type[Section]) -> type[Section]:
+        cls.name = name
+        SECTIONS.register(name, overwrite=True)(cls)
+        if name not in _ORDER:
+            _ORDER.append(name)
+        return cls
+
+    return deco
+
+
+class Section:
+    """Base of every config section: a dataclass whose ``constraints`` table is checked by :meth:`validate`.
+
+    Subclasses are ``@dataclass``es decorated with :func:`config_section`; they may override
+    :meth:`check` for what a table cannot say (names looked up in a registry, cross-section rules).
+    """
+
+    name: ClassVar[str] = ""
+    constraints: ClassVar[dict[str, Any]] = {}
+
+    def keys(self) -> list[str]:
+        """The keys this section takes."""
+        return [f.name for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+
+    def set(self, key: str, value: Any, from_cli: bool) -> None:
+        """Set ``key`` (``"lr"`` or, for a mapping field, ``"options.gamma"``) from YAML or CLI text."""
+        hints = typing.get_type_hints(type(self))
+        field_name, _, sub = key.partition(".")
+        if field_name not in self.keys():
+            full = [f"{self.name}.{k}" for k in self.keys()]
+            raise ConfigError(f"unknown config key {self.name + '.' + key!r}.{suggest(f'{self.name}.{key}', full)} "
+                              f"Keys of {self.name!r}: {', '.join(sorted(self.keys()))}")  # fmt: skip
+        tp = hints[field_name]
+        if sub:  # --score.options.gamma 16 -> a key inside a dict field
+            if typing.get_origin(tp) is not dict:
+                raise ConfigError(f"config key {self.name}.{field_name!r} is not a mapping; cannot set {self.name}.{key!r}")
+            getattr(self, field_name)[sub] = parse_scalar(value) if from_cli and isinstance(value, str) else value
+            return
+        if from_cli and isinstance(value, str) and typing.get_origin(tp) not in (list, dict) and tp is not str:
+            value = parse_scalar(value)
+        setattr(self, field_name, coerce(value, tp, f"{self.name}.{key}"))
+
+    def validate(self) -> Section:
+        """Check the constraints table, then :meth:`check`; return ``self``."""
+        checked = check_params(self.name, self.constraints, {k: getattr(self, k) for k in self.constraints})
+        for k, v in checked.items():
+            setattr(self, k, v)
+        self.check()
+        return self
+
+    def check(self) -> None:
+        """Checks beyond the table (default: none)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+# ---- the core's sections ------------------------------------------------------------------------
+@config_section("run")
 @dataclass
-class RunConfig:
+class RunConfig(Section):
     """Where results go and how the run behaves."""
 
     name: str | None = None  # run directory under root; default "<space>-<dataset>"
     root: str = "runs"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int | None = None  # torch CPU threads; None: $OMP_NUM_THREADS, else the cores not busy at start (docs/training.md)
     checkpoint_every: int = 1  # epochs between periodic checkpoints; 0 = only init and last
     progress: bool = True
     overwrite: bool = False
     tensorboard: bool = False  # also log epoch metrics to <run>/tb (needs the `tb` extra)
 
-    def validate(self) -> None:
-        check_int(self.seed, "seed", "run", 0)
+    constraints: ClassVar[dict[str, Any]] = {
+        "name": Nullable(Text(MAX_NAME)), "root": Text(), "seed": Interval(int, 0, 2**32 - 1),
+        "threads": Nullable(Interval(int, 1, 1024)), "checkpoint_every": Interval(int, 0),
+        "progress": Boolean(), "overwrite": Boolean(), "tensorboard": Boolean(),
+    }  # fmt: skip
+
+    def check(self) -> None:
+        dev = self.device
+        kind, _, index = dev.partition(":") if isinstance(dev, str) else ("", "", "")
+        if not (dev in ("auto", "cpu", "cuda") or (kind == "cuda" and index.isdigit())):
+            raise ConfigError(f"The 'device' parameter of run must be one of {{'auto', 'cpu', 'cuda', 'cuda:N'}} "
+                              f"(N a device number). Got {dev!r} instead.")  # fmt: skip
+        if self.name is not None and ("/" in self.name or "\\" in self.name or self.name.startswith(".")):
+            raise ConfigError(f"The 'name' parameter of run must be a plain directory name. Got {self.name!r} instead.")
         if self.tensorboard:
             import importlib.util
 
             if importlib.util.find_spec("tensorboard") is None:
                 raise ConfigError("run.tensorboard needs the tensorboard package: pip install -e '.[tb]'")
-        check_int(self.checkpoint_every, "checkpoint_every", "run", 0)
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ConfigError(f"The 'device' parameter of run must be one of {{'auto', 'cpu', 'cuda', 'cuda:N'}}. Got {self.device!r} instead.")
-        if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
-            raise ConfigError(f"The 'name' parameter of run must be a plain directory name. Got {self.name!r} instead.")
 
 
+@config_section("data")
 @dataclass
-class DataConfig:
+class DataConfig(Section):
     """Dataset and loader options."""
 
     dataset: str = "digits"
@@ -76,190 +169,121 @@ class DataConfig:
     augment: str | None = None  # None: the dataset's default
     random_labels: bool = False  # RLNAS: fixed seeded random labels
 
-    def validate(self) -> None:
-        check_choice(self.split, "split", "data", ("default", "nb201"))
-        check_int(self.batch_size, "batch_size", "data", 1)
-        check_int(self.eval_batch_size, "eval_batch_size", "data", 1)
-        if self.limit is not None:
-            check_int(self.limit, "limit", "data", 1)
-        if self.valid_fraction is not None:
-            check_float(self.valid_fraction, "valid_fraction", "data", 0.0, 1.0, closed="neither")
+    constraints: ClassVar[dict[str, Any]] = {
+        "split": OneOf(("default", "nb201")), "download": Boolean(), "batch_size": Interval(int, 1, 1_000_000),
+        "eval_batch_size": Interval(int, 1, 1_000_000), "limit": Nullable(Interval(int, 1)),
+        "valid_fraction": Nullable(Interval(float, 0.0, 1.0, "neither")), "random_labels": Boolean(),
+    }  # fmt: skip
+
+    def check(self) -> None:
+        from genas.data.base import AUGMENTATIONS, DATASETS
+        from genas.data import datasets as _builtin  # noqa: F401  (registers the built-in datasets)
+
+        DATASETS.get(self.dataset)  # an unknown name fails here, with a suggestion
         if self.augment is not None:
-            check_choice(self.augment, "augment", "data", ("cifar", "none"))
+            OneOf(tuple(AUGMENTATIONS)).check(self.augment, "augment", "data", {})
 
 
-@dataclass
-class SupernetConfig:
-    """Search space and supernet shape (``None`` keeps the space's default)."""
-
-    space: str = "nb201"
-    channels: int = 16
-    layers: int | None = None  # NB201: cells per stage (5); DARTS: total cells (8)
-    affine: bool | None = None  # NB201: False (RLNAS); DARTS: True (GeNAS)
-    track_running_stats: bool = True
-    stem_multiplier: int | None = None  # DARTS only (3)
-
-    def validate(self) -> None:
-        check_choice(self.space, "space", "supernet", ("darts", "nb201"))
-        check_int(self.channels, "channels", "supernet", 1)
-        if self.layers is not None:
-            check_int(self.layers, "layers", "supernet", 1)
-        if self.stem_multiplier is not None:
-            if self.space != "darts":
-                raise ConfigError("The 'stem_multiplier' parameter of supernet applies only to space 'darts'.")
-            check_int(self.stem_multiplier, "stem_multiplier", "supernet", 1)
-
-
-@dataclass
-class TrainConfig:
-    """SPOS supernet training (SGD, cosine schedule from lr to lr_min)."""
-
-    epochs: int = 250
-    lr: float = 0.025
-    lr_min: float = 0.001
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    grad_clip: float | None = None
-    amp: str = "none"  # none | bf16 (CUDA)
-    channels_last: bool = True
-
-    def validate(self) -> None:
-        check_int(self.epochs, "epochs", "train", 1)
-        check_float(self.lr, "lr", "train", 0.0, None, closed="neither")
-        check_float(self.lr_min, "lr_min", "train", 0.0, self.lr)
-        check_float(self.momentum, "momentum", "train", 0.0, 1.0, closed="left")
-        check_float(self.weight_decay, "weight_decay", "train", 0.0)
-        if self.grad_clip is not None:
-            check_float(self.grad_clip, "grad_clip", "train", 0.0, None, closed="neither")
-        check_choice(self.amp, "amp", "train", ("bf16", "none"))
-        check_bool(self.nesterov, "nesterov", "train")
-        check_bool(self.channels_last, "channels_last", "train")
-
-
-@dataclass
-class ScoreConfig:
-    """How subnets are scored: the scorer expression, its options and the shared evaluation budget."""
-
-    scorer: str = "accuracy"
-    options: dict[str, Any] = field(default_factory=dict)  # forwarded to the scorer(s) by keyword
-    plugins: list[str] = field(default_factory=list)  # files or modules that register scorers
-    checkpoint: str = "last"  # which supernet checkpoint to score with
-    bn_batches: int = 14  # BN recalibration batches (GeNAS 14 x 64; SPOS 200 x 128)
-    bn_batch_size: int = 64
-    bn_momentum: float | None = None  # None = cumulative average; GeNAS code: 0.1
-    eval_batches: int | None = None  # validation batches per candidate; None = the whole split
-    eval_batch_size: int = 256
-
-    def validate(self) -> None:
-        if not isinstance(self.scorer, str) or not self.scorer.strip():
-            raise ConfigError(f"The 'scorer' parameter of score must be a non-empty string. Got {self.scorer!r} instead.")
-        check_int(self.bn_batches, "bn_batches", "score", 0)
-        check_int(self.bn_batch_size, "bn_batch_size", "score", 1)
-        if self.bn_momentum is not None:
-            check_float(self.bn_momentum, "bn_momentum", "score", 0.0, 1.0, closed="right")
-        if self.eval_batches is not None:
-            check_int(self.eval_batches, "eval_batches", "score", 1)
-        check_int(self.eval_batch_size, "eval_batch_size", "score", 1)
-
-
-@dataclass
-class SearchConfig:
-    """Architecture search over the trained supernet (SPEC section 4 defaults)."""
-
-    algorithm: str = "evolution"
-    population: int = 50
-    topk: int = 10
-    mutations: int = 25
-    crossovers: int = 25
-    mutation_prob: float = 0.1
-    iterations: int = 20
-    max_params: float | None = None  # millions of parameters
-    max_flops: float | None = None  # MFLOPs
-
-    def validate(self) -> None:
-        check_int(self.population, "population", "search", 2)
-        check_int(self.topk, "topk", "search", 1, self.population)
-        check_int(self.mutations, "mutations", "search", 0)
-        check_int(self.crossovers, "crossovers", "search", 0)
-        check_float(self.mutation_prob, "mutation_prob", "search", 0.0, 1.0)
-        check_int(self.iterations, "iterations", "search", 1)
-        for key in ("max_params", "max_flops"):
-            if getattr(self, key) is not None:
-                check_float(getattr(self, key), key, "search", 0.0, None, closed="neither")
-
-
-@dataclass
+# ---- the whole config ---------------------------------------------------------------------------
 class Config:
-    """The whole configuration; each tool reads the sections it needs."""
+    """The sections of one run: every registered section, plus foreign ones kept as read.
 
-    run: RunConfig = field(default_factory=RunConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    supernet: SupernetConfig = field(default_factory=SupernetConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    score: ScoreConfig = field(default_factory=ScoreConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
+    ``cfg.train`` is the ``train`` section (if its stage is imported); ``Config(train=TrainConfig(...))``
+    builds one from section objects.
+    """
+
+    def __init__(self, **sections: Section) -> None:
+        self._sections: dict[str, Section] = {name: SECTIONS.get(name)() for name in _ORDER}
+        self._foreign: dict[str, dict[str, Any]] = {}
+        for name, section in sections.items():
+            if not isinstance(section, Section):
+                raise ConfigError(f"Config({name}=...) needs a config section object, got {type(section).__name__}")
+            self._sections[name] = section
+
+    def __getattr__(self, name: str) -> Section:
+        sections = self.__dict__.get("_sections", {})
+        if name in sections:
+            return sections[name]
+        raise AttributeError(f"config section {name!r} is not loaded (import the stage that declares it); "
+                             f"sections: {', '.join(sections)}")  # fmt: skip
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, Section):
+            self._sections[name] = value
+        else:
+            super().__setattr__(name, value)
+
+    @property
+    def sections(self) -> dict[str, Section]:
+        return dict(self._sections)
 
     def validate(self) -> Config:
-        for f in dataclasses.fields(self):
-            getattr(self, f.name).validate()
+        for section in self._sections.values():
+            section.validate()
         return self
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Config) and self.to_dict() == other.to_dict()
+
     def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
-
-
-# ---------------------------------------------------------------------------------------
-# building and overrides (value parsing: genas.parsing)
-
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+        out = {name: section.to_dict() for name, section in self._sections.items()}
+        out.update({k: copy.deepcopy(v) for k, v in self._foreign.items() if k not in out})
+        return out
 
 
 def _apply(cfg: Config, key: str, value: Any, from_cli: bool) -> None:
-    parts = key.split(".")
-    sections = {f.name: f for f in dataclasses.fields(Config)}
-    if parts[0] not in sections:
-        raise ConfigError(f"unknown config section {parts[0]!r} in {key!r}.{suggest(parts[0], list(sections))} "
-                          f"Sections: {', '.join(sorted(sections))}")  # fmt: skip
-    section = getattr(cfg, parts[0])
-    if len(parts) == 1:
+    name, _, rest = key.partition(".")
+    sections = cfg._sections
+    if name not in sections:
+        if from_cli or name not in STAGE_SECTIONS or not isinstance(value, dict) and not rest:
+            known = sorted(set(sections) | set(STAGE_SECTIONS)) if not from_cli else sorted(sections)
+            raise ConfigError(f"unknown config section {name!r} in {key!r}.{suggest(name, known)} "
+                              f"Sections{' of this command' if from_cli else ''}: {', '.join(known)}")  # fmt: skip
+        target = cfg._foreign.setdefault(name, {})  # a section of a stage this command does not use
+        if rest:
+            target[rest] = value
+        else:
+            target.update(value)
+        return
+    if not rest:
         if not isinstance(value, dict):
             raise ConfigError(f"config section {key!r} must be a mapping of keys to values; got {value!r}")
-        for k, v in value.items():
-            _apply(cfg, f"{key}.{k}", v, from_cli)
+        for k, v in _ordered(sections[name], value):
+            sections[name].set(str(k), v, from_cli)
         return
-    hints = _hints(type(section))
-    name = parts[1]
-    if name not in hints:
-        full = [f"{parts[0]}.{k}" for k in hints]
-        raise ConfigError(f"unknown config key {key!r}.{suggest(key, full)} Keys of {parts[0]!r}: {', '.join(sorted(hints))}")
-    tp = hints[name]
-    if len(parts) > 2:  # --score.options.gamma 16 -> a key inside a dict field
-        if typing.get_origin(tp) is not dict:
-            raise ConfigError(f"config key {'.'.join(parts[:2])!r} is not a mapping; cannot set {key!r}")
-        target = getattr(section, name)
-        target[".".join(parts[2:])] = parse_scalar(value) if from_cli and isinstance(value, str) else value
-        return
-    if from_cli and isinstance(value, str) and typing.get_origin(tp) not in (list, dict):
-        value = parse_scalar(value) if tp is not str else value
-    setattr(section, name, coerce(value, tp, key))
+    sections[name].set(rest, value, from_cli)
+
+
+def _ordered(section: Section, items: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The keys a section wants first (e.g. ``search.algorithm``, which decides the other keys) go first."""
+    first = getattr(section, "set_first", ())
+    return sorted(items.items(), key=lambda kv: kv[0] not in first)
 
 
 def _read_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists() and not p.suffix and (CONFIG_DIR / f"{p}.yaml").exists():
         p = CONFIG_DIR / f"{p}.yaml"  # --config quickstart
+    if p.is_dir():
+        raise ConfigError(f"config {str(path)!r} is a directory; give a YAML file or a name in configs/")
     if not p.is_file():
         names = sorted(q.stem for q in CONFIG_DIR.glob("*.yaml")) if CONFIG_DIR.is_dir() else []
         raise ConfigError(f"config file {str(path)!r} not found; built-in configs: {', '.join(names) or 'none'}")
     try:
-        data = yaml_load(p.read_text()) or {}
+        data = yaml_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(p)!r} is not a text (UTF-8) YAML file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(p)!r} is not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections, got {type(data).__name__}")
     return data
+
+
+def _layer(cfg: Config, items: list[tuple[str, Any]], from_cli: bool) -> None:
+    firsts = {f"{n}.{k}" for n, s in cfg._sections.items() for k in getattr(s, "set_first", ())}
+    for key, value in sorted(items, key=lambda kv: kv[0] not in firsts):
+        _apply(cfg, str(key), value, from_cli)
 
 
 def load_config(
@@ -276,15 +300,12 @@ def load_config(
     """
     cfg = Config()
     if base:
-        for key, value in base.items():
-            _apply(cfg, key, value, from_cli=False)
+        _layer(cfg, list(base.items()), from_cli=False)
     if path is not None:
-        for key, value in _read_yaml(path).items():
-            _apply(cfg, str(key), value, from_cli=False)
+        _layer(cfg, list(_read_yaml(path).items()), from_cli=False)
     if overrides:
         if isinstance(overrides, dict):
-            for key, value in overrides.items():
-                _apply(cfg, key, value, from_cli=False)
+            _layer(cfg, list(overrides.items()), from_cli=False)
         else:
             items = list(overrides)
             if items and isinstance(items[0], str):
@@ -293,14 +314,13 @@ def load_config(
                     raise ConfigError(f"unexpected argument {rest[0]!r}; overrides are written --section.key value")
             else:
                 pairs = items
-            for key, value in pairs:
-                _apply(cfg, key, value, from_cli=True)
+            _layer(cfg, pairs, from_cli=True)
     return cfg.validate()
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:
     """A plain nested dict of ``cfg`` (YAML- and JSON-serialisable)."""
-    return dataclasses.asdict(cfg)
+    return cfg.to_dict()
 
 
 def dump_config(cfg: Config) -> str:

@@ -14,7 +14,42 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_distributed", "dist_info", "is_main", "barrier", "broadcast_object", "all_gather_objects", "resolve_device"]
+__all__ = [
+    "DistInfo", "init_distributed", "dist_info", "is_main", "barrier", "broadcast_object", "all_gather_objects",
+    "resolve_device", "local_rank", "set_threads", "free_cores",
+]  # fmt: skip
+
+def local_rank() -> int:
+    """This process's ``LOCAL_RANK`` (set by torchrun; 0 otherwise) — the one place it is read."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def free_cores() -> int:
+    """The CPU cores this process may use that no other process is busy on: the cores it may run on
+    (its affinity, shared among the ``LOCAL_WORLD_SIZE`` processes of a torchrun job) less the
+    one-minute load average, at least 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        busy = 0.0
+    return max(1, min(share, int(cores - busy + 0.5)))
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads to ``threads`` and return the number in use.
+
+    ``None`` (``run.threads`` unset) leaves ``$OMP_NUM_THREADS`` in charge when it is set (torchrun
+    sets it to 1), and otherwise uses :func:`free_cores`: two threads spinning against another
+    process on a 2-core machine ran 3.6x slower than one (``benchmarks/threads.py``), while on an
+    idle machine every core helps.
+    """
+    if threads is None and not os.environ.get("OMP_NUM_THREADS"):
+        threads = free_cores()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    return torch.get_num_threads()
 
 
 @dataclass(frozen=True)
@@ -34,18 +69,24 @@ class DistInfo:
         return self.rank == 0
 
 
-def resolve_device(device: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:<local_rank>`` when CUDA is available, else ``cpu``."""
+def resolve_device(device: str, rank: int | None = None) -> torch.device:
+    """``auto`` -> ``cuda:<LOCAL_RANK>`` when CUDA is available, else ``cpu``; ``cuda`` -> this rank's GPU."""
     from genas.errors import ConfigError
 
+    local = local_rank() if rank is None else rank
     if device == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(device)
+        return torch.device(f"cuda:{local}") if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"run.device {device!r} is not a device; use auto, cpu, cuda or cuda:N") from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("run.device is 'cuda' but no CUDA device is available; use --run.device cpu or auto")
+            raise ConfigError(f"run.device is {device!r} but no CUDA device is available; use --run.device cpu or auto")
         if dev.index is None:
-            dev = torch.device(f"cuda:{local_rank}")
+            dev = torch.device(f"cuda:{local}")
+        if dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"run.device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 
@@ -65,7 +106,7 @@ def init_distributed(device: torch.device) -> DistInfo:
 def dist_info() -> DistInfo:
     """The current process's :class:`DistInfo`."""
     if dist.is_available() and dist.is_initialized():
-        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank())
     return DistInfo()
 
 

@@ -2,7 +2,8 @@
 
 Every class subclasses a built-in that users already catch, so ``except ValueError``
 keeps working, and the command-line tools turn any :class:`GenasError` into a
-one-line message with a non-zero exit instead of a traceback.
+one-line message with a non-zero exit instead of a traceback: status 2 for a user
+mistake, the class's ``exit_code`` otherwise (3 for a diverged training run).
 """
 
 __all__ = [
@@ -14,11 +15,14 @@ __all__ = [
     "CheckpointError",
     "NotTrainedError",
     "PluginError",
+    "TrainingDivergedError",
 ]
 
 
 class GenasError(Exception):
     """Base class of every error genas raises on purpose for a user mistake."""
+
+    exit_code: int = 2
 
 
 class ConfigError(GenasError, ValueError):
@@ -50,3 +54,9 @@ class NotTrainedError(GenasError, RuntimeError):
 
 class PluginError(GenasError, ImportError):
     """A plugin could not be loaded or does not follow the protocol."""
+
+
+class TrainingDivergedError(GenasError, FloatingPointError):
+    """A training loss became NaN or infinite; the last good checkpoint is kept."""
+
+    exit_code = 3

@@ -9,12 +9,37 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, IO
 
-__all__ = ["atomic_writer", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "to_jsonable"]
+__all__ = ["atomic_writer", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "to_jsonable", "check_writable_dir"]
+
+
+def check_writable_dir(path: str | os.PathLike, option: str) -> Path:
+    """Raise :class:`~genas.errors.ConfigError` unless ``path`` is, or can be made as, a writable directory.
+
+    Writes nothing: the check walks up to the nearest existing ancestor, so a command can refuse a bad
+    output location before any work, and leave the disk as it was.
+
+    Args:
+        path: The directory a command will write into.
+        option: How the user names it, for the message (``"--out"``, ``"--run.root"``).
+    """
+    from genas.errors import ConfigError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path} exists and is not a directory; choose another {option}")
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        what = "is not a directory" if not probe.is_dir() else "is not writable"
+        raise ConfigError(f"{path} cannot be written: {probe} {what}; choose another {option}")
+    return path
 
 
 def _umask() -> int:
@@ -49,17 +74,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Convert numpy scalars, paths, tuples and dataclass-like objects into JSON types."""
+    """Convert numpy scalars, paths, tuples and dataclass-like objects into JSON types.
+
+    NaN and infinities become ``null``: JSON has no spelling for them (Python's bare ``NaN`` is
+    not valid JSON), and a missing value is what they mean in a record.
+    """
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
         return obj
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
-        return obj.item()
+        return to_jsonable(obj.item())
     if hasattr(obj, "to_json") and callable(obj.to_json):
         return obj.to_json()
     return str(obj)
@@ -67,7 +98,7 @@ def to_jsonable(obj: Any) -> Any:
 
 def atomic_write_json(path: str | os.PathLike, data: Any, indent: int = 2) -> None:
     """Write ``data`` as JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(to_jsonable(data), indent=indent, sort_keys=False) + "\n")
+    atomic_write_text(path, json.dumps(to_jsonable(data), indent=indent, sort_keys=False, allow_nan=False) + "\n")
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike, save: Callable[[Any, IO[bytes]], None] | None = None) -> None:

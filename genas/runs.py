@@ -23,13 +23,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+import yaml
 
 from genas.config import Config, dump_config, yaml_load
 from genas.errors import CheckpointError, ConfigError, NotTrainedError
-from genas.io import atomic_torch_save, atomic_write_json, atomic_write_text
+from genas.io import atomic_torch_save, atomic_write_json, atomic_write_text, check_writable_dir
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Run", "environment_record", "git_revision", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
 
@@ -52,6 +55,7 @@ def git_revision(path: Path = REPO_ROOT) -> str | None:
 def environment_record(seed: int | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Versions, hardware and invocation, for ``env.json``."""
     import numpy
+    import torch
 
     import genas
 
@@ -88,6 +92,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise NotTrainedError(f"no checkpoint at {path}; train a supernet first with `python tools/train_supernet.py`")
+    import torch
+
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # truncated or not a torch file
@@ -105,32 +111,51 @@ class Run:
         self.ckpt_dir = self.path / "checkpoints"
 
     @classmethod
-    def create(cls, root: str | Path, name: str, cfg: Config, resume: bool = False, overwrite: bool = False) -> Run:
-        """Open ``root/name``: a new run (error if one exists, unless ``overwrite``) or an old one to resume."""
+    def create(cls, root: str | Path, name: str, cfg: Config | None = None, resume: bool = False,
+               overwrite: bool = False) -> Run:  # fmt: skip
+        """Check ``root/name`` for a new run (error if one exists, unless ``overwrite``) or one to resume.
+
+        Nothing is written here: :meth:`prepare` makes the directory once every other check passed,
+        so a command refused at start leaves nothing behind.
+        """
         run = cls(Path(root) / name)
-        # a directory whose run never saved a checkpoint (it failed while starting) counts as empty
-        exists = (run.path / "config.yaml").exists() and any(run.ckpt_dir.glob("*.pt"))
-        if resume and not exists:
+        if len(run.path.name.encode()) > 255:
+            raise ConfigError(f"run name {run.path.name[:40]!r}... is {len(run.path.name.encode())} bytes; "
+                              "file systems allow 255: choose a shorter --run.name")  # fmt: skip
+        started = (run.path / "config.yaml").exists()  # a start that wrote its config (checkpoints or not)
+        if resume and not started:
             raise NotTrainedError(f"nothing to resume: {run.path} holds no run (start it without --resume)")
-        if exists and not resume and not overwrite:
+        if started and not resume and not overwrite:
             raise ConfigError(f"{run.path} already holds a run; continue it with --resume, "
                               "start another with --run.name NAME, or replace it with --run.overwrite true")  # fmt: skip
-        run._check_writable()
-        if exists and overwrite and not resume:
-            for f in run.ckpt_dir.glob("*.pt"):
-                f.unlink()
-            for name_ in ("metrics.csv", "env.json", "DONE"):
-                (run.path / name_).unlink(missing_ok=True)
+        run.check_writable()
         return run
 
-    def _check_writable(self) -> None:
+    def check_writable(self) -> None:
+        """Raise :class:`ConfigError` unless the run directory can be created and written (writes nothing)."""
+        check_writable_dir(self.path, "--run.root or --run.name")
+
+    def prepare(self, fresh: bool = False) -> Run:
+        """Make the directory (``fresh``: empty an old run first) and remove leftovers of interrupted writes."""
         try:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.path / f".write-test-{os.getpid()}"
-            probe.write_text("")
-            probe.unlink()
         except OSError as exc:
             raise ConfigError(f"run directory {self.path} is not writable ({exc.strerror}); choose another with --run.root") from exc
+        if fresh:
+            for f in self.ckpt_dir.glob("*.pt"):
+                f.unlink()
+            for name_ in ("metrics.csv", "env.json", "DONE", "config.yaml"):
+                (self.path / name_).unlink(missing_ok=True)
+        for leftover in [*self.path.glob(".*.tmp"), *self.ckpt_dir.glob(".*.tmp")]:  # a kill -9 mid-write
+            leftover.unlink(missing_ok=True)
+        return self
+
+    def latest(self) -> str | None:
+        """The checkpoint a resume continues from: ``last``, else ``init`` (killed in epoch 1), else None."""
+        for which in ("last", "init"):
+            if self.checkpoint_path(which).is_file():
+                return which
+        return None
 
     # ---- records ---------------------------------------------------------------------
     def write_config(self, cfg: Config) -> None:
@@ -139,8 +164,14 @@ class Run:
     def read_config(self) -> dict[str, Any]:
         p = self.path / "config.yaml"
         if not p.is_file():
-            raise NotTrainedError(f"{self.path} holds no run (no config.yaml); train one with `python tools/train_supernet.py`")
-        return yaml_load(p.read_text()) or {}
+            raise NotTrainedError(f"{self.path} holds no run (no config.yaml); check the path, or start the run without --resume")
+        try:
+            data = yaml_load(p.read_text(encoding="utf-8")) or {}
+        except (UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise CheckpointError(f"{p} is not a readable config ({type(exc).__name__}); the run directory is damaged") from None
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{p} does not hold a config mapping; the run directory is damaged")
+        return data
 
     def write_env(self, seed: int, extra: dict[str, Any] | None = None) -> None:
         env_path = self.path / "env.json"

@@ -3,18 +3,37 @@
 Messages follow one shape, e.g.::
 
     The 'population_size' parameter of Evolution must be an int in the range [2, inf). Got 1 instead.
+
+A public class declares its limits once, as a ``constraints`` table of the objects below
+(:class:`Interval`, :class:`OneOf`, :class:`Boolean`, :class:`Increasing`, wrapped in
+:class:`Nullable` where ``None`` is allowed), and :func:`check_params` applies it: the same
+table serves the class's ``__init__`` and the config loader, which checks a section before any
+data is read.  A bound may name another parameter (``Interval(int, 1, "population")``).
+
+Example:
+    >>> table = {"population": Interval(int, 2), "topk": Interval(int, 1, "population")}
+    >>> check_params("evolution", table, {"population": 10, "topk": 3})
+    {'population': 10, 'topk': 3}
+    >>> check_params("evolution", table, {"population": 10, "topk": 11})
+    Traceback (most recent call last):
+    ...
+    genas.errors.ConfigError: The 'topk' parameter of evolution must be an int in the range [1, 10]. Got 11 instead.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from genas.errors import ConfigError
 from genas.registry import suggest
 
-__all__ = ["check_int", "check_float", "check_choice", "check_bool", "check_increasing", "check_probability"]
+__all__ = [
+    "check_int", "check_float", "check_choice", "check_bool", "check_increasing", "check_probability",
+    "Interval", "OneOf", "Boolean", "Increasing", "Nullable", "Text", "check_params",
+]  # fmt: skip
 
 
 def _fmt_range(low: float | None, high: float | None, closed: str) -> str:
@@ -97,3 +116,98 @@ def check_increasing(values: Sequence[Any], name: str, owner: str, positive: boo
             f"Got {list(values) if not isinstance(values, str) else values!r} instead."
         )
     return floats
+
+
+# ---- declarative constraints ------------------------------------------------------------------
+Bound = float | int | str | None
+
+
+def _bound(bound: Bound, values: Mapping[str, Any]) -> Any:
+    return values.get(bound) if isinstance(bound, str) else bound
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An int or a finite float in ``[low, high]`` (``closed``: both, left, right, neither); a bound may name a parameter."""
+
+    type: type
+    low: Bound = None
+    high: Bound = None
+    closed: str = "both"
+
+    def check(self, value: Any, name: str, owner: str, values: Mapping[str, Any]) -> Any:
+        low, high = _bound(self.low, values), _bound(self.high, values)
+        if self.type is int:
+            return check_int(value, name, owner, low, high, self.closed)
+        return check_float(value, name, owner, low, high, self.closed)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of a fixed set of values."""
+
+    options: tuple[Any, ...]
+
+    def check(self, value: Any, name: str, owner: str, values: Mapping[str, Any]) -> Any:
+        return check_choice(value, name, owner, self.options)
+
+
+@dataclass(frozen=True)
+class Boolean:
+    """``True`` or ``False`` (not 0/1, not "maybe")."""
+
+    def check(self, value: Any, name: str, owner: str, values: Mapping[str, Any]) -> bool:
+        return check_bool(value, name, owner)
+
+
+@dataclass(frozen=True)
+class Increasing:
+    """A non-empty strictly increasing list of (positive) floats, returned as a tuple."""
+
+    positive: bool = True
+
+    def check(self, value: Any, name: str, owner: str, values: Mapping[str, Any]) -> tuple[float, ...]:
+        return tuple(check_increasing(value, name, owner, self.positive))
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string of at most ``max_len`` characters (``non_empty``: at least one non-blank)."""
+
+    max_len: int | None = None
+    non_empty: bool = True
+
+    def check(self, value: Any, name: str, owner: str, values: Mapping[str, Any]) -> str:
+        ok = isinstance(value, str) and (not self.non_empty or value.strip() != "")
+        if ok and self.max_len is not None and len(value) > self.max_len:
+            raise ConfigError(f"The {name!r} parameter of {owner} must be at most {self.max_len} characters. "
+                              f"Got {len(value)} characters ({value[:40]!r}...) instead.")  # fmt: skip
+        if not ok:
+            what = "a non-empty string" if self.non_empty else "a string"
+            raise ConfigError(f"The {name!r} parameter of {owner} must be {what}. Got {value!r} instead.")
+        return value
+
+
+@dataclass(frozen=True)
+class Nullable:
+    """``None``, or a value the inner constraint accepts."""
+
+    inner: Any
+
+    def check(self, value: Any, name: str, owner: str, values: Mapping[str, Any]) -> Any:
+        return None if value is None else self.inner.check(value, name, owner, values)
+
+
+def check_params(owner: str, constraints: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check every value that has a constraint (in table order); return the checked values.
+
+    Args:
+        owner: What the parameters belong to, for messages (``"train"``, ``"evolution"``).
+        constraints: name -> constraint object (``check(value, name, owner, values)``).
+        values: The values to check; a name without a constraint is passed through.
+    """
+    out = dict(values)
+    for name, constraint in constraints.items():
+        if name in out:
+            out[name] = constraint.check(out[name], name, owner, out)
+    return out

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scorers.base import Needs, Scorer, ScoringContext
+from scorers.base import Needs, Scorer
 from scorers.registry import register_scorer
+
+if TYPE_CHECKING:
+    from scorers.context import ScoringContext
 
 __all__ = ["Accuracy", "Loss"]
 

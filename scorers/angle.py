@@ -15,17 +15,23 @@ sums (scoring all 15,625 NB201 cells takes well under a second).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from genas.errors import NotTrainedError
+from genas.lazy import lazy_import
 from genas.spaces.darts import DARTS_EDGES, DARTS_NODES
 from genas.spaces.nb201 import NB201_EDGES
-from scorers.base import Needs, Scorer, ScoringContext
+from genas.validation import check_bool
+from scorers.base import Needs, Scorer
 from scorers.registry import register_scorer
+
+if TYPE_CHECKING:
+    from scorers.context import ScoringContext
+
+torch = lazy_import("torch")
+nn = lazy_import("torch.nn")  # imported when first used: listing scorers needs no torch
 
 __all__ = ["Angle", "nb201_paths", "darts_paths"]
 
@@ -82,12 +88,17 @@ class Angle(Scorer):
     """RLNAS / ABS angle in radians (larger = the subnet's weights moved further: better).
 
     In weighted sums the angle enters as theta / pi.
+
+    Args:
+        include_fixed: Append the stem, fixed blocks and classifier to the vector (RLNAS). False
+            gives the cells-only angle, a diagnostic of how much the fixed part dominates.
     """
 
     higher_is_better = True
     needs = Needs(supernet=True, init_weights=True)
 
-    def __init__(self) -> None:
+    def __init__(self, include_fixed: bool = True) -> None:
+        self.include_fixed = check_bool(include_fixed, "include_fixed", "angle")
         self._cache_key: int | None = None
         self._seg: _Segments | None = None
 
@@ -110,7 +121,7 @@ class Angle(Scorer):
         seg = self._segments(ctx)
         net = ctx.supernet
         fixed = np.zeros(3)
-        for _, mod in net.fixed_modules():
+        for _, mod in net.fixed_modules() if self.include_fixed else ():
             fixed += seg.module(mod)
         out = np.empty(len(archs))
         for i, arch in enumerate(archs):
@@ -129,7 +140,8 @@ class Angle(Scorer):
                 out[i] = 0.0
             else:
                 cos = total[0] / math.sqrt(total[1] * total[2])
-                out[i] = math.acos(max(-1.0, min(1.0, cos)))
+                # a NaN weight gives a NaN cosine: the documented worst-value rule applies, not 0
+                out[i] = math.acos(max(-1.0, min(1.0, cos))) if math.isfinite(cos) else math.nan
         return out
 
     @staticmethod

@@ -20,14 +20,24 @@ Writing one (see ``docs/writing_a_scorer.md``)::
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-__all__ = ["Needs", "Scorer", "ScoringContext", "finalize_scores", "cached_scores"]
+if TYPE_CHECKING:  # the context pulls in torch and the supernet; scorer modules only name it
+    from scorers.context import ScoringContext
+
+__all__ = ["Needs", "Scorer", "finalize_scores", "cached_scores", "noise_seed"]
+
+
+def noise_seed(*parts: object) -> int:
+    """A stable 63-bit seed from ``parts`` (independent of Python's hash randomisation)."""
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -39,12 +49,15 @@ class Needs:
         init_weights: The step-0 weights (``ctx.init_state``; the ``init`` checkpoint).
         data: Labelled held-out batches (``ctx.valid_batches``) and BN recalibration batches.
         batches: How many validation batches it reads per candidate (None: all that ``ctx`` holds).
+        fresh_network: A freshly initialised network of each architecture and labelled training
+            images (``ctx.fresh``, see ``ScoringContext.for_data``): the zero-cost proxies.
     """
 
     supernet: bool = True
     init_weights: bool = False
     data: bool = False
     batches: int | None = None
+    fresh_network: bool = False
 
     def __or__(self, other: Needs) -> Needs:
         merged = {}
@@ -55,7 +68,7 @@ class Needs:
 
     def describe(self) -> str:
         parts = [name for name, on in (("supernet", self.supernet), ("init weights", self.init_weights),
-                                       ("labelled data", self.data)) if on]  # fmt: skip
+                                       ("labelled data", self.data), ("fresh network", self.fresh_network)) if on]  # fmt: skip
         return ", ".join(parts) or "nothing"
 
 
@@ -82,6 +95,10 @@ class Scorer:
         """The value used in weighted sums (angle: theta/pi, flatness: beta*F); default: unchanged."""
         return values
 
+    def default_weight(self, gamma: float) -> float:
+        """This scorer's weight in a sum when the expression gives none (GeNAS eq. 5 gives flatness gamma)."""
+        return 1.0
+
     @property
     def worst(self) -> float:
         """The value NaN/inf scores are replaced by: -inf when higher is better, +inf otherwise."""
@@ -96,8 +113,13 @@ class Scorer:
         return f"{type(self).__name__}({opts})"
 
 
-def finalize_scores(scorer: Scorer, archs: Sequence[Any], values: Any, origin: str = "") -> np.ndarray:
-    """Check a scorer's output shape and replace NaN/inf by the worst value (with a warning)."""
+def finalize_scores(scorer: Scorer, archs: Sequence[Any], values: Any, origin: str = "",
+                    tally: dict[str, int] | None = None) -> np.ndarray:  # fmt: skip
+    """Check a scorer's output shape and replace NaN/inf by the worst value (with a warning).
+
+    ``tally`` (a session's ``ctx.replaced``) counts the replaced scores per scorer; the warning
+    gives this call's count and the session's total, so every replacement is counted.
+    """
     from genas.errors import PluginError
 
     where = f" (from {origin})" if origin else ""
@@ -112,8 +134,13 @@ def finalize_scores(scorer: Scorer, archs: Sequence[Any], values: Any, origin: s
         )
     bad = ~np.isfinite(arr)
     if bad.any():
+        n = int(bad.sum())
+        total = ""
+        if tally is not None:
+            tally[scorer.name] = tally.get(scorer.name, 0) + n
+            total = f"; {tally[scorer.name]} so far in this session"
         warnings.warn(
-            f"scorer {scorer.name!r}: {int(bad.sum())} non-finite score(s) replaced by the worst value ({scorer.worst})",
+            f"scorer {scorer.name!r}: {n} non-finite score(s) replaced by the worst value ({scorer.worst}){total}",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -131,10 +158,6 @@ def cached_scores(scorer: Scorer, archs: Sequence[Any], ctx: ScoringContext, ori
     archs = [ctx.space.parse(a) for a in archs]
     todo = list(dict.fromkeys(a for a in archs if (key, a) not in ctx.score_cache))
     if todo:
-        values = finalize_scores(scorer, todo, scorer.score(todo, ctx), origin)
+        values = finalize_scores(scorer, todo, scorer.score(todo, ctx), origin, getattr(ctx, "replaced", None))
         ctx.score_cache.update({(key, a): v for a, v in zip(todo, values.tolist())})
     return np.array([ctx.score_cache[(key, a)] for a in archs], dtype=np.float64)
-
-
-# the context lives in its own module (it pulls in torch and the supernet); re-exported here
-from scorers.context import ScoringContext  # noqa: E402

@@ -1,3 +1,31 @@
-"""Imports every built-in scorer module so that each registers itself."""
+"""The built-in scorers, imported so that each registers itself, and the listing of every scorer.
 
-from scorers import accuracy, angle, flatness, oracle  # noqa: F401
+The import goes one way: this module imports each built-in module, which imports
+:mod:`scorers.registry` and :mod:`scorers.base`; nothing upstream imports this module (the
+expression front door :mod:`scorers.combine` does, before it resolves a name).  The built-in
+modules import torch lazily, so listing the scorers (``--list-scorers``) costs no torch import.
+"""
+
+from __future__ import annotations
+
+from scorers import accuracy, activation, angle, flatness, oracle, saliency, zero_cost  # noqa: F401
+from scorers.registry import SCORERS
+
+__all__ = ["list_scorers", "scorer_table"]
+
+
+def list_scorers(pattern: str = "*") -> list[str]:
+    """Registered scorer names matching ``pattern`` (built-ins, plugins loaded so far, entry points)."""
+    return SCORERS.list(pattern)
+
+
+def scorer_table() -> list[tuple[str, str, str, str]]:
+    """(name, direction, needs, description) of every registered scorer, plus the expression forms."""
+    rows = []
+    for name in list_scorers():
+        entry = SCORERS.entry(name)
+        cls = entry.obj
+        rows.append((name, "higher" if cls.higher_is_better else "lower", cls.needs.describe(), entry.description))
+    rows.append(("A+B, A+0.5*B", "higher", "union", "weighted sum of normalised scores; flatness weight defaults to gamma*beta (GeNAS eq. 5)"))  # fmt: skip
+    rows.append(("na:A", "as A", "as A", "neighbourhood-aware: mean of A over the arch and k radius-1 neighbours"))
+    return rows

@@ -13,14 +13,19 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from genas.errors import ConfigError
-from scorers.base import Needs, Scorer, ScoringContext, cached_scores
+from genas.validation import check_float
+from scorers import builtins  # noqa: F401  (the built-in names, registered before any lookup)
+from scorers.base import Needs, Scorer, cached_scores
 from scorers.neighborhood import NeighborhoodAware
-from scorers.registry import build_scorer, list_scorers, origin_of
+from scorers.registry import build_scorer, origin_of, scorer_options
+
+if TYPE_CHECKING:
+    from scorers.context import ScoringContext
 
 __all__ = ["create_scorer", "create_scorers", "WeightedSum", "parse_expression", "DEFAULT_GAMMA"]
 
@@ -106,8 +111,14 @@ def create_scorers(expressions: list[str], **options: Any) -> list[Scorer]:
         used |= keys
     unused = sorted(set(options) - used)
     if unused:
-        raise ConfigError(f"option {unused[0]!r} is not taken by any of the scorers {', '.join(expressions)}")
+        names = sorted({t.name.removeprefix("na:") for e in expressions for t in parse_expression(e)})
+        raise ConfigError(f"option {unused[0]!r} is not taken by any of the scorers {', '.join(expressions)} "
+                          f"(options: {_options_of(names)}); see docs/scorers.md for each scorer's options")  # fmt: skip
     return out
+
+
+def _options_of(names: list[str]) -> str:
+    return "; ".join(f"{n}: {', '.join(sorted(scorer_options(n))) or 'none'}" for n in names)
 
 
 def create_scorer(expression: str, **options: Any) -> Scorer:
@@ -128,8 +139,7 @@ def create_scorer(expression: str, **options: Any) -> Scorer:
 def _create(expression: str, options: dict[str, Any], strict: bool) -> tuple[Scorer, set[str]]:
     terms = parse_expression(expression)
     options = dict(options)
-    gamma = options.pop("gamma", DEFAULT_GAMMA)
-    list_scorers()  # import built-ins (and entry points) before resolving names
+    gamma = check_float(options.pop("gamma", DEFAULT_GAMMA), "gamma", f"scorer {expression!r}", 0.0)
     used: set[str] = set()
     if len(terms) == 1 and terms[0].coef is None and terms[0].sign == 1:
         scorer = _single(terms[0].name, options, used)
@@ -137,17 +147,13 @@ def _create(expression: str, options: dict[str, Any], strict: bool) -> tuple[Sco
         parts = []
         for t in terms:
             s = _single(t.name, options, used)
-            default = float(gamma) if _is_flatness(s) else 1.0
+            default = s.default_weight(float(gamma))
             parts.append((t.sign * (default if t.coef is None else t.coef), s))
         scorer = WeightedSum(parts, expression.replace(" ", ""))
         used.add("gamma")
     unused = sorted(set(options) - used)
     if unused and strict:
-        raise ConfigError(f"option {unused[0]!r} is not taken by any part of scorer {expression!r}; "
-                          "see `python tools/evolve.py --list-scorers` and docs/scorers.md for each scorer's options")  # fmt: skip
+        names = sorted({t.name.removeprefix("na:") for t in terms})
+        raise ConfigError(f"option {unused[0]!r} is not taken by any part of scorer {expression!r} (options: {_options_of(names)}); "
+                          "see docs/scorers.md for each scorer's options")  # fmt: skip
     return scorer, used
-
-
-def _is_flatness(s: Scorer) -> bool:
-    inner = s.base if isinstance(s, NeighborhoodAware) else s
-    return inner.name == "flatness"

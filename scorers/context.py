@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
+
 
 from genas.errors import ConfigError, NotTrainedError
+from scorers.base import Needs
 from genas.spaces import SearchSpace, create_space
+from genas.training import evaluate
 from supernet.base import Subnet, Supernet
 from supernet.bn import bn_modules, recalibrate_bn
 
@@ -72,7 +75,9 @@ class ScoringContext:
         self._bn_cache: OrderedDict[Any, list[tuple[torch.Tensor, ...]]] = OrderedDict()
         self._eval_cache: OrderedDict[Any, tuple[float, float]] = OrderedDict()
         self.score_cache: dict[tuple[str, Any], float] = {}  # (repr(scorer), arch) -> finalised score
+        self.replaced: dict[str, int] = {}  # scorer name -> non-finite scores replaced by the worst value
         self.noise_cache: dict[Any, list[torch.Tensor]] = {}  # (noise plan, parameter) -> common random noise
+        self.fresh: Any = None  # scorers.fresh.FreshNetworks for the zero-cost proxies (see for_data)
 
     # ---- construction from a training run ----------------------------------------------
     @classmethod
@@ -97,7 +102,8 @@ class ScoringContext:
         split the supernet never trained on.
         """
         from genas.data import build_loader
-        from supernet.factory import build_data, load_trained
+        from genas.data import build_data
+        from supernet.factory import load_trained
 
         trained = load_trained(run_path, checkpoint, device=device)
         cfg = trained.config
@@ -116,16 +122,115 @@ class ScoringContext:
                 if eval_batches is not None and i >= eval_batches:
                     break
                 valid_b.append(batch)
-        meta = {"run": str(trained.run.path), "checkpoint": str(trained.checkpoint), "dataset": cfg.data.dataset}
+        meta = {"run": str(trained.run.path), "checkpoint": str(trained.checkpoint), "dataset": cfg.data.dataset,
+                "input_shape": trained.input_shape or (tuple(valid_b[0][0].shape[1:]) if valid_b else None)}
         return cls(net, device=device, train_batches=train_b, valid_batches=valid_b, init_state=trained.init_state,
                    bn_momentum=bn_momentum, seed=seed, metadata=meta)  # fmt: skip
+
+    @classmethod
+    def from_config(
+        cls,
+        score: Any,
+        run_dir: str | Path | None = None,
+        *,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        scorers: Sequence[Any] = (),
+        space: str | SearchSpace | None = None,
+        data: Any = None,
+        network: Any = None,
+    ) -> ScoringContext:
+        """The front door: the context that ``scorers`` need, from a ``score`` config section.
+
+        A scorer that needs a trained supernet gets run ``run_dir``'s (checkpoint ``score.checkpoint``,
+        the BN-recalibration and held-out batches of the ``score`` budget); zero-cost proxies get
+        fresh networks and labelled images (the run's data, or ``data``); anything else, the space.
+
+        Args:
+            score: A :class:`scorers.config.ScoreConfig`.
+            run_dir: The training run (needed when a scorer needs the supernet).
+            device: Where scoring runs.
+            seed: Seed of the scorers' randomness (noise, neighbour samples, fresh inits).
+            scorers: The scorers this context serves (their ``needs`` decide what is loaded).
+            space: The search space when there is no run.
+            data: A ``data`` config section for zero-cost proxies without a run.
+            network: A ``supernet`` config section (or dict) for the shape of fresh networks.
+        """
+        from genas.config import load_config
+        from genas.runs import Run
+
+        needs = Needs(supernet=False)
+        for s in scorers:
+            needs = needs | s.needs
+        if needs.supernet or needs.init_weights:
+            if run_dir is None:
+                raise NotTrainedError(f"scorer(s) {', '.join(s.name for s in scorers)} need a trained supernet: "
+                                      "pass --supernet RUN_DIR (train one with `python tools/train_supernet.py`)")  # fmt: skip
+            ctx = cls.from_run(str(run_dir), checkpoint=score.checkpoint, device=device, bn_batches=score.bn_batches,
+                               bn_batch_size=score.bn_batch_size, bn_momentum=score.bn_momentum,
+                               eval_batches=score.eval_batches, eval_batch_size=score.eval_batch_size, seed=seed,
+                               data=needs.data)  # fmt: skip
+        else:
+            ctx = cls.for_space(space or "nb201", seed=seed)
+            ctx.device = torch.device(device)
+        if needs.fresh_network:
+            trained = load_config(None, base=Run(run_dir).read_config()) if run_dir and Path(run_dir, "config.yaml").is_file() else None
+            from scorers.fresh import FreshNetworks
+
+            shape = network if network is not None else (trained.supernet if trained is not None else None)
+            ctx.fresh = FreshNetworks.from_data(trained.data if trained is not None else data, ctx.space, seed=seed,
+                                                device=device, supernet=shape)  # fmt: skip
+        return ctx
 
     @classmethod
     def for_space(cls, space: str | SearchSpace, seed: int = 0) -> ScoringContext:
         """A context without a supernet (for table oracles and other data-free scorers)."""
         return cls(space=create_space(space) if isinstance(space, str) else space, seed=seed)
 
+    @classmethod
+    def for_data(cls, data: Any, space: str | SearchSpace = "nb201", *, seed: int = 0, device: torch.device | str = "cpu",
+                 supernet: Any = None) -> ScoringContext:  # fmt: skip
+        """A context without a trained supernet for the zero-cost proxies (``synflow``, ``jacov``, ...).
+
+        Args:
+            data: A ``data`` config section or a :class:`~genas.data.DataBundle`; its training split
+                gives the labelled images.
+            space: The search space.
+            seed: Seeds each architecture's fresh init and the image draw.
+            device: Where the networks run.
+            supernet: A ``supernet`` config section (or dict) for the network shape; None: the
+                space's defaults (NB201: C=16, N=5, the benchmark network).
+
+        Example:
+            >>> from genas.config import DataConfig
+            >>> from scorers import ScoringContext, create_scorer
+            >>> ctx = ScoringContext.for_data(DataConfig(dataset="digits"), "nb201", supernet={"channels": 4, "layers": 1})
+            >>> create_scorer("synflow").score(["|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"], ctx).shape
+            (1,)
+        """
+        from scorers.fresh import FreshNetworks
+
+        ctx = cls.for_space(space, seed=seed)
+        ctx.device = torch.device(device)
+        ctx.fresh = FreshNetworks.from_data(data, ctx.space, seed=seed, device=device, supernet=supernet)
+        return ctx
+
+    # ---- scoring -----------------------------------------------------------------------
+    def score(self, scorer: Any, archs: Sequence[Any]) -> np.ndarray:
+        """``scorer``'s finalised scores of ``archs`` (NaN rule applied), each computed once per session."""
+        from scorers.base import cached_scores
+        from scorers.registry import origin_of
+
+        return cached_scores(scorer, archs, self, origin_of(scorer.name))
+
     # ---- access ------------------------------------------------------------------------
+    def require_fresh(self, who: str) -> Any:
+        """The fresh networks and images of a zero-cost context (``for_data``), or a one-line error."""
+        if self.fresh is None:
+            raise ConfigError(f"scorer {who!r} scores freshly initialised networks; build the context with "
+                              "ScoringContext.for_data(data_config, space) (the CLIs do when the scorer needs it)")  # fmt: skip
+        return self.fresh
+
     def require_supernet(self, who: str) -> Supernet:
         if self.supernet is None:
             raise NotTrainedError(f"scorer {who!r} needs a trained supernet; train one with `python tools/train_supernet.py`")
@@ -163,21 +268,8 @@ class ScoringContext:
         arch = self.space.parse(arch)
         if arch in self._eval_cache:
             return self._eval_cache[arch]
-        result = evaluate_module(self.subnet(arch), self.valid_batches)
+        result = evaluate(self.subnet(arch), self.valid_batches)
         self._eval_cache[arch] = result
         if len(self._eval_cache) > self.cache_size:
             self._eval_cache.popitem(last=False)
         return result
-
-
-def evaluate_module(model: nn.Module, batches: Sequence[Batch]) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``model`` over ``batches``, summed per image."""
-    loss = torch.zeros((), dtype=torch.float64, device=batches[0][0].device)
-    correct = torch.zeros((), dtype=torch.long, device=batches[0][0].device)
-    n = 0
-    for x, y in batches:
-        logits = model(x)
-        loss += F.cross_entropy(logits.float(), y, reduction="sum").double()
-        correct += (logits.argmax(1) == y).sum()
-        n += y.numel()
-    return loss.item() / n, correct.item() / n

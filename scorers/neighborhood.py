@@ -10,13 +10,15 @@ in one call, through the context's score cache, so a neighbour shared by several
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from genas.validation import check_choice, check_int
-from scorers.base import Scorer, ScoringContext, cached_scores
-from scorers.perturb import noise_seed
+from genas.validation import check_bool, check_choice, check_int
+from scorers.base import Scorer, cached_scores, noise_seed
+
+if TYPE_CHECKING:
+    from scorers.context import ScoringContext
 
 __all__ = ["NeighborhoodAware"]
 
@@ -37,13 +39,16 @@ class NeighborhoodAware(Scorer):
         self.base = base
         self.k = check_int(k, "k", "na", 1)
         self.aggregate = check_choice(aggregate, "aggregate", "na", tuple(_AGGREGATES))
-        self.include_self = include_self
+        self.include_self = check_bool(include_self, "include_self", "na")
         self.name = f"na:{base.name}"
         self.higher_is_better = base.higher_is_better
         self.needs = base.needs
 
     def normalized(self, values: np.ndarray) -> np.ndarray:
         return self.base.normalized(values)
+
+    def default_weight(self, gamma: float) -> float:
+        return self.base.default_weight(gamma)
 
     def neighbours(self, arch: Any, ctx: ScoringContext) -> list[Any]:
         rng = np.random.default_rng(noise_seed(ctx.seed, "na", str(arch)))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scorers.base import Needs, Scorer, ScoringContext
+from scorers.base import Needs, Scorer
 from scorers.registry import register_scorer
+
+if TYPE_CHECKING:
+    from scorers.context import ScoringContext
 
 __all__ = ["NB201Oracle"]
 
@@ -28,7 +31,7 @@ class NB201Oracle(Scorer):
     needs = Needs(supernet=False)
 
     def __init__(self, dataset: str = "cifar10-valid", metric: str | None = None, epochs: int = 200, table: str | None = None) -> None:
-        from genas.benchmarks import column_name, load_nb201_table
+        from genas.tables import column_name, load_nb201_table
 
         self.dataset, self.metric, self.epochs, self.table = dataset, metric, epochs, table
         self._column = column_name(dataset, metric, epochs)  # validates the names early

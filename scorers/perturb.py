@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-
 from typing import Any
 
 import numpy as np
@@ -44,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
+
+from scorers.base import noise_seed
 
 __all__ = ["NoisePlan", "noise_seed", "make_noise", "perturbed_losses"]
 
@@ -71,12 +71,6 @@ class NoisePlan:
     @property
     def size(self) -> int:
         return len(self.sigmas) * self.draws
-
-
-def noise_seed(*parts: object) -> int:
-    """A stable 63-bit seed from ``parts`` (independent of Python's hash randomisation)."""
-    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 def _standard_normal(like: torch.Tensor, seed: int) -> torch.Tensor:

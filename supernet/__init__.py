@@ -9,34 +9,17 @@ Example:
     torch.Size([2, 10])
 """
 
-from __future__ import annotations
-
-from typing import Any
-
-from genas.registry import Registry
-from supernet.base import FeatureInfo, Subnet, Supernet
-from supernet.bn import recalibrate_bn
-from supernet.darts import DartsSubnet, DartsSupernet
-from supernet.nb201 import NB201Subnet, NB201Supernet
-from supernet.sampler import UniformPathSampler
+from genas.lazy import lazy_exports
+from supernet.config import SupernetConfig, TrainConfig  # registers the `supernet` and `train` config sections
 
 __all__ = [
     "SUPERNETS", "create_supernet", "Supernet", "Subnet", "FeatureInfo", "NB201Supernet", "NB201Subnet",
-    "DartsSupernet", "DartsSubnet", "UniformPathSampler", "recalibrate_bn",
+    "DartsSupernet", "DartsSubnet", "UniformPathSampler", "recalibrate_bn", "SupernetConfig", "TrainConfig",
 ]  # fmt: skip
 
-SUPERNETS: Registry[type[Supernet]] = Registry("supernet")
-SUPERNETS.add("nb201", NB201Supernet, description="NAS-Bench-201 macro network, per-cell single-path sampling")
-SUPERNETS.add("darts", DartsSupernet, description="DARTS 8-cell network, shared normal/reduce genotype")
-
-
-def create_supernet(space: str, **kwargs: Any) -> Supernet:
-    """Build the supernet of search space ``space``; ``None`` options keep their defaults.
-
-    Example:
-        >>> net = create_supernet("darts", num_classes=10, channels=4, layers=3)
-        >>> type(net).__name__
-        'DartsSupernet'
-    """
-    cls = SUPERNETS.get(space)
-    return cls(**{k: v for k, v in kwargs.items() if v is not None})
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "SUPERNETS": "supernet.registry", "create_supernet": "supernet.registry", "Supernet": "supernet.base",
+    "Subnet": "supernet.base", "FeatureInfo": "supernet.base", "NB201Supernet": "supernet.nb201",
+    "NB201Subnet": "supernet.nb201", "DartsSupernet": "supernet.darts", "DartsSubnet": "supernet.darts",
+    "UniformPathSampler": "supernet.sampler", "recalibrate_bn": "supernet.bn",
+})  # fmt: skip

@@ -61,18 +61,25 @@ class Supernet(nn.Module, ABC):
 
 
 class Subnet(nn.Module, ABC):
-    """A single architecture of a supernet, sharing its modules (and so its weights)."""
+    """A single architecture of a supernet, sharing its modules (and so its weights).
+
+    Subclasses set ``global_pool`` and ``classifier`` (the supernet's) and implement
+    :meth:`forward_features`; the head is the same for every space.
+    """
 
     arch: Any
     feature_info: list[FeatureInfo]
+    global_pool: nn.Module
+    classifier: nn.Module
 
     @abstractmethod
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last feature map (before pooling and the classifier), as timm models return it."""
 
-    @abstractmethod
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pooling and classifier on ``forward_features``'s output (pooled features if ``pre_logits``)."""
+        x = torch.flatten(self.global_pool(x), 1)
+        return x if pre_logits else self.classifier(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

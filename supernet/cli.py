@@ -7,26 +7,23 @@ Usage::
     python tools/train_supernet.py --train.epochs 5 --run.name try5
     python tools/train_supernet.py --resume                        # continue the run the config names
     torchrun --nproc_per_node=2 tools/train_supernet.py ...        # DDP (gloo on CPU, NCCL on GPU)
+
+Everything is checked before anything is written: a refused start or resume leaves the disk as
+it was.  A run killed at any moment (even before its first epoch checkpoint) continues with
+``--resume`` to the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
 
-import sys
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
-import torch
-
-from genas.cli import ArgumentParser
-from genas.config import dump_config, load_config, split_overrides
-from genas.data import build_loader
-from genas.distributed import broadcast_object, init_distributed, resolve_device
-from genas.errors import CheckpointError
-from genas.runs import Run
-from supernet.factory import build_data, build_supernet, default_run_name
-from supernet.sampler import UniformPathSampler
-from supernet.train import SupernetTrainer
+from genas.cli import ArgumentParser, add_check, checked, load_plugins, parse_args, run_config, start_runtime
+from genas.config import Config, dump_config, load_config
 
 __all__ = ["main", "train_from_config"]
+
+HELDOUT_IMAGES = 256  # the fixed held-out subset behind metrics.csv's heldout_acc
 
 
 def _parser() -> ArgumentParser:
@@ -40,72 +37,98 @@ def _parser() -> ArgumentParser:
     p.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run (the config's run, or RUN_DIR)")  # fmt: skip
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (resume later)")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE", help="load plugins (datasets, ...)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    return p
+    return add_check(p)
 
 
-def train_from_config(cfg, resume_dir: str | None = None, max_steps: int | None = None) -> Run:
-    """Train the supernet described by ``cfg``; resume from ``resume_dir`` (or the named run) if given."""
-    device = resolve_device(cfg.run.device, int(__import__("os").environ.get("LOCAL_RANK", "0")))
-    info = init_distributed(device)
+def train_from_config(cfg: Config, resume_dir: str | None = None, max_steps: int | None = None) -> Any:
+    """Train the supernet described by ``cfg``; resume from ``resume_dir`` (or the named run) if given.
+
+    Returns:
+        The :class:`genas.runs.Run` trained.
+    """
+    import torch
+
+    from genas.data import build_data, build_loader
+    from genas.distributed import broadcast_object
+    from genas.errors import ConfigError
+    from genas.runs import Run
+    from supernet.factory import build_supernet, default_run_name
+    from supernet.sampler import UniformPathSampler
+    from supernet.train import SupernetTrainer
+
+    if max_steps is not None and max_steps < 1:
+        raise ConfigError(f"--max-steps must be a positive number of steps. Got {max_steps} instead.")
+    if cfg.data.root:  # recorded absolute, so the run's tools (evolve, rank) find its data from any directory
+        cfg.data.root = str(Path(cfg.data.root).expanduser().absolute())
+    rt = start_runtime(cfg)
     resume = resume_dir is not None
-    bundle = build_data(cfg.data, cfg.run.seed)  # before touching the disk: a bad dataset writes nothing
-    run = None
-    if info.is_main:
-        if resume and resume_dir:
-            run = Run(resume_dir)
-            if not (run.path / "config.yaml").exists():
-                Run.create(run.path.parent, run.path.name, cfg, resume=True)  # raises: nothing to resume
-        else:
-            run = Run.create(cfg.run.root, default_run_name(cfg), cfg, resume=resume, overwrite=cfg.run.overwrite)
-        run.write_config(cfg)  # on --resume: the run's config plus any overrides (e.g. more epochs)
-        run.write_env(cfg.run.seed, {"device": str(device)})
-    run_path = broadcast_object(str(run.path) if run else None)
-    run = Run(run_path)
-
+    root, name = (Path(resume_dir).parent, Path(resume_dir).name) if resume_dir else (cfg.run.root, default_run_name(cfg))
+    run = Run.create(root, name, resume=resume, overwrite=cfg.run.overwrite)  # checks only; writes nothing
+    bundle = build_data(cfg.data, cfg.run.seed)  # a bad dataset is refused before the disk is touched
     loader = build_loader(
         bundle.train, bundle, cfg.data.batch_size, train=True, seed=cfg.run.seed, augment=cfg.data.augment,
-        device=device, channels_last=cfg.train.channels_last, rank=info.rank, world_size=info.world_size,
+        device=rt.device, channels_last=cfg.train.channels_last, rank=rt.dist.rank, world_size=rt.dist.world_size,
     )  # fmt: skip
+    heldout = build_loader(bundle.valid, bundle, min(HELDOUT_IMAGES, max(len(bundle.valid), 1)), train=False,
+                           device=rt.device, channels_last=cfg.train.channels_last) if len(bundle.valid) else None  # fmt: skip
     torch.manual_seed(cfg.run.seed)  # weight init: the same on every rank
-    model = build_supernet(cfg.supernet, bundle, device)
+    model = build_supernet(cfg.supernet, bundle, rt.device)
     sampler = UniformPathSampler(model.space, model.num_search_cells, seed=cfg.run.seed)
     trainer = SupernetTrainer(
-        model, sampler, loader, cfg.train, device, run=run, dist=info, checkpoint_every=cfg.run.checkpoint_every,
-        progress=cfg.run.progress, extra_state={"config": cfg.to_dict()}, tensorboard=cfg.run.tensorboard,
+        model, sampler, loader, cfg.train, rt.device, run=run, dist=rt.dist, checkpoint_every=cfg.run.checkpoint_every,
+        progress=cfg.run.progress, tensorboard=cfg.run.tensorboard,
+        extra_state={"config": cfg.to_dict(), "input_shape": [bundle.channels, bundle.image_size, bundle.image_size]},
+        heldout=[next(iter(heldout))] if heldout is not None else None,
     )  # fmt: skip
-    if resume:
-        state = run.load("last", map_location=device)
-        if state.get("hparams") != model.hparams:
-            raise CheckpointError(f"{run.checkpoint_path('last')} was trained with {state.get('hparams')}, "
-                                  f"incompatible with this config's supernet {model.hparams}")  # fmt: skip
-        try:
-            trainer.load_state_dict(state)
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise CheckpointError(f"cannot resume from {run.checkpoint_path('last')}: {str(exc).splitlines()[0]}") from exc
+    which = run.latest() if resume else None
+    if which is not None:
+        _resume(trainer, run, which, model.hparams)  # every check before the first write
+        if trainer.epoch >= cfg.train.epochs:
+            if rt.is_main:
+                print(f"{run.path} is finished ({trainer.epoch}/{cfg.train.epochs} epochs); nothing to resume "
+                      "(raise --train.epochs to train on)")  # fmt: skip
+            return run
+    if rt.is_main:
+        run.prepare(fresh=cfg.run.overwrite and not resume)
+        run.write_config(cfg)  # on --resume: the run's config plus any overrides (e.g. more epochs)
+        run.write_env(cfg.run.seed, {"device": str(rt.device), "resumed_from": which})
+    broadcast_object(None)  # the other ranks wait for the directory
     trainer.fit(max_steps=max_steps)
-    if info.is_main and trainer.epoch >= cfg.train.epochs:
+    if rt.is_main and trainer.epoch >= cfg.train.epochs:
         last = trainer.history[-1] if trainer.history else {}
         run.mark_done({"epochs": trainer.epoch, "global_step": trainer.global_step, **last})
         print(f"supernet trained: {run.path} (final train loss {last.get('train_loss')}, acc {last.get('train_acc')})")
     return run
 
 
+def _resume(trainer: Any, run: Any, which: str, hparams: dict[str, Any]) -> None:
+    from genas.errors import CheckpointError, GenasError
+
+    state = run.load(which, map_location=trainer.device)
+    if state.get("hparams") != hparams:
+        raise CheckpointError(f"{run.checkpoint_path(which)} was trained with {state.get('hparams')}, "
+                              f"incompatible with this config's supernet {hparams}")  # fmt: skip
+    try:
+        trainer.load_state_dict(state)
+    except GenasError:
+        raise
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"cannot resume from {run.checkpoint_path(which)}: {str(exc).splitlines()[0]}") from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    rest, overrides = split_overrides(argv)
-    args = _parser().parse_args(rest)
-    base = None
-    if args.resume is not None:
-        run_dir = args.resume or None
-        if run_dir is None:
-            probe = load_config(args.config, overrides)
-            run_dir = str(Run(probe.run.root).path / default_run_name(probe))
-        args.resume = run_dir
-        base = Run(run_dir).read_config()  # the run's own config; overrides may still change e.g. device
-        cfg = load_config(None, overrides, base=base)
-    else:
-        cfg = load_config(args.config, overrides)
+    args, overrides = parse_args(_parser(), argv)
+    import supernet  # noqa: F401  (registers the supernet and train sections)
+    from supernet.factory import default_run_name
+
+    load_plugins(args.plugin)
+    if args.check:
+        load_config(args.config, overrides)
+        checked(args, "train_supernet.py command line and config")
+        return 0
+    cfg = run_config(args, overrides, default_run_name)
     if args.print_config:
         print(dump_config(cfg), end="")
         return 0

@@ -7,24 +7,48 @@ normal and one reduce genotype shared by all cells of each type).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from genas.errors import InvalidArchitectureError
 from genas.spaces import DARTS_OPS, DartsArch, DartsSpace
-from genas.spaces.darts import DARTS_EDGES, DARTS_NODES
+from genas.spaces.darts import DARTS_EDGES, DARTS_NODES, NODE_EDGES
 from supernet.base import FeatureInfo, Subnet, Supernet
 from supernet.ops import BNOptions, FactorizedReduce, ReLUConvBN, darts_op
 
-__all__ = ["DartsSupernet", "DartsSubnet"]
+__all__ = ["DartsSupernet", "DartsSubnet", "DartsSearchCell", "run_cell"]
 
 
-def _run_cell(s0: torch.Tensor, s1: torch.Tensor, edges: list[tuple[int, int, nn.Module]]) -> torch.Tensor:
-    """``edges``: (node, input, op) for the 8 active edges, in node order."""
+EdgeFn = Callable[[int, torch.Tensor], "torch.Tensor | None"]
+
+
+def run_cell(s0: torch.Tensor, s1: torch.Tensor, edge_fn: EdgeFn, edges: Sequence[int] | None = None) -> torch.Tensor:
+    """The DARTS cell wiring: node j = sum over its input edges e (from node i) of ``edge_fn(e, state_i)``.
+
+    Args:
+        s0: The preprocessed output of cell k-2 (node 0).
+        s1: The preprocessed output of cell k-1 (node 1).
+        edge_fn: Computes edge ``e`` (index in ``DARTS_EDGES``) on its input; ``None`` adds nothing.
+        edges: The edges to run (a one-shot path: its 8 active edges); None runs all 14.
+
+    Returns:
+        The concatenation of nodes 2..5.
+    """
+    active = set(range(len(DARTS_EDGES))) if edges is None else set(edges)
     states = [s0, s1]
     for j in DARTS_NODES:
-        states.append(sum(op(states[frm]) for node, frm, op in edges if node == j))
+        total = None
+        for e in NODE_EDGES[j]:
+            if e in active:
+                y = edge_fn(e, states[DARTS_EDGES[e][1]])
+                if y is not None:
+                    total = y if total is None else total + y
+        if total is None:
+            raise InvalidArchitectureError(f"DARTS cell node {j} has no input edge")
+        states.append(total)
     return torch.cat(states[2:], dim=1)
 
 
@@ -42,11 +66,21 @@ class DartsSearchCell(nn.Module):
             for _, frm in DARTS_EDGES
         )
 
-    def active(self, genes: tuple[int, ...]) -> list[tuple[int, int, nn.Module]]:
-        return [(to, frm, self.edges[e][DARTS_OPS[genes[e]]]) for e, (to, frm) in enumerate(DARTS_EDGES) if genes[e]]
+    def active(self, genes: tuple[int, ...]) -> list[tuple[int, nn.Module]]:
+        """(edge, op module) of the non-``none`` edges of ``genes``."""
+        return [(e, self.edges[e][DARTS_OPS[genes[e]]]) for e in range(len(DARTS_EDGES)) if genes[e]]
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, genes: tuple[int, ...]) -> torch.Tensor:
-        return _run_cell(self.preprocess0(s0), self.preprocess1(s1), self.active(genes))
+        return _run_path(self.preprocess0(s0), self.preprocess1(s1), self.active(genes))
+
+    def forward_edges(self, s0: torch.Tensor, s1: torch.Tensor, edge_fn: EdgeFn) -> torch.Tensor:
+        """The cell with all 14 edges, edge ``e`` computed by ``edge_fn(e, input)`` (e.g. a mixed op)."""
+        return run_cell(self.preprocess0(s0), self.preprocess1(s1), edge_fn)
+
+
+def _run_path(s0: torch.Tensor, s1: torch.Tensor, active: list[tuple[int, nn.Module]]) -> torch.Tensor:
+    ops = dict(active)
+    return run_cell(s0, s1, lambda e, h: ops[e](h), edges=ops)
 
 
 class DartsFixedCell(nn.Module):
@@ -57,12 +91,11 @@ class DartsFixedCell(nn.Module):
         self.reduction = cell.reduction
         self.preprocess0, self.preprocess1 = cell.preprocess0, cell.preprocess1
         active = cell.active(genes)
-        self.ops = nn.ModuleList(op for _, _, op in active)
-        self._wiring = [(to, frm) for to, frm, _ in active]
+        self.ops = nn.ModuleList(op for _, op in active)
+        self._edges = [e for e, _ in active]
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
-        edges = [(to, frm, op) for (to, frm), op in zip(self._wiring, self.ops)]
-        return _run_cell(self.preprocess0(s0), self.preprocess1(s1), edges)
+        return _run_path(self.preprocess0(s0), self.preprocess1(s1), list(zip(self._edges, self.ops)))
 
 
 class DartsSupernet(Supernet):
@@ -126,9 +159,18 @@ class DartsSupernet(Supernet):
 
     def forward(self, x: torch.Tensor, path: Any) -> torch.Tensor:
         arch = self.space.parse(path)
+        return self.run(x, lambda i, cell, s0, s1: cell(s0, s1, arch.reduce if cell.reduction else arch.normal))
+
+    def run(self, x: torch.Tensor, cell_fn: Callable[[int, DartsSearchCell, torch.Tensor, torch.Tensor], torch.Tensor],
+            ) -> torch.Tensor:  # fmt: skip
+        """The network with cell ``i`` computed by ``cell_fn(i, cell, s0, s1)`` from the two previous outputs.
+
+        ``forward`` runs one genotype through it; the mixed-op supernet of :mod:`differentiable`
+        runs every op of every edge, weighted, through the same network.
+        """
         s0 = s1 = self.stem(x)
-        for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, arch.reduce if cell.reduction else arch.normal)
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell_fn(i, cell, s0, s1)
         return self.classifier(torch.flatten(self.global_pool(s1), 1))
 
     def op_module(self, cell: int, edge: int, op: str) -> nn.Module | None:
@@ -162,7 +204,3 @@ class DartsSubnet(Subnet):
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1)
         return s1
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.global_pool(x), 1)
-        return x if pre_logits else self.classifier(x)

@@ -12,11 +12,12 @@ from typing import Any
 
 import torch
 
-from genas.config import Config, DataConfig, SupernetConfig, load_config
-from genas.data import DataBundle, create_dataset
+from genas.config import Config, load_config
+from supernet.config import SupernetConfig
+from genas.data import DataBundle, build_data
 from genas.errors import CheckpointError, NotTrainedError
 from genas.runs import Run
-from supernet import create_supernet
+from supernet.registry import create_supernet
 from supernet.base import Supernet
 
 __all__ = ["build_data", "build_supernet", "TrainedSupernet", "load_trained", "default_run_name"]
@@ -25,17 +26,6 @@ __all__ = ["build_data", "build_supernet", "TrainedSupernet", "load_trained", "d
 def default_run_name(cfg: Config) -> str:
     """``run.name`` or ``<space>-<dataset>`` (e.g. ``nb201-digits``)."""
     return cfg.run.name or f"{cfg.supernet.space}-{cfg.data.dataset}"
-
-
-def build_data(cfg: DataConfig, seed: int) -> DataBundle:
-    """The dataset bundle of ``cfg`` (random labels applied to the training split if asked)."""
-    bundle = create_dataset(cfg.dataset, root=cfg.root, split=cfg.split, download=cfg.download,
-                            valid_fraction=cfg.valid_fraction, limit=cfg.limit, seed=seed)  # fmt: skip
-    if cfg.random_labels:
-        from dataclasses import replace
-
-        bundle = replace(bundle, train=bundle.train.with_random_labels(bundle.num_classes, seed))
-    return bundle
 
 
 def supernet_kwargs(cfg: SupernetConfig, bundle: DataBundle) -> dict[str, Any]:
@@ -58,6 +48,7 @@ class TrainedSupernet:
     run: Run
     checkpoint: Path
     init_state: dict[str, torch.Tensor] | None  # weights at step 0 (angle scorer), if saved
+    input_shape: tuple[int, int, int] | None = None  # (channels, height, width) of the images it trained on
 
 
 def load_trained(
@@ -88,4 +79,5 @@ def load_trained(
     if with_init and run.checkpoint_path("init").is_file():
         init_state = run.load("init", map_location="cpu")["model"]
     model.eval()
-    return TrainedSupernet(model, cfg, run, run.checkpoint_path(which), init_state)
+    shape = tuple(state["input_shape"]) if state.get("input_shape") else None
+    return TrainedSupernet(model, cfg, run, run.checkpoint_path(which), init_state, shape)

@@ -7,7 +7,7 @@ BN+ReLU, global average pooling and a linear classifier.  Benchmark values: C=16
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -19,23 +19,34 @@ from genas.spaces.nb201 import NB201_EDGES
 from supernet.base import FeatureInfo, Subnet, Supernet
 from supernet.ops import BNOptions, ResNetBasicBlock, nb201_op
 
-__all__ = ["NB201Supernet", "NB201Subnet"]
+__all__ = ["NB201Supernet", "NB201Subnet", "NB201SearchCell", "run_cell"]
 
 _INPUTS = {j: [(e, frm) for e, (to, frm) in enumerate(NB201_EDGES) if to == j] for j in (1, 2, 3)}
 
 
-def _run_cell(x: torch.Tensor, edge_ops: Sequence[nn.Module | None]) -> torch.Tensor:
-    """Node j = sum of its incoming edges; ``None`` edges (``none``) contribute nothing."""
+EdgeFn = Callable[[int, torch.Tensor], "torch.Tensor | None"]
+
+
+def run_cell(x: torch.Tensor, edge_fn: EdgeFn) -> torch.Tensor:
+    """The NB201 cell wiring: node j = sum over its incoming edges e (from node i) of ``edge_fn(e, node_i)``.
+
+    One-shot cells pass the single active op of each edge, mixed-op cells the weighted sum of
+    all of them; ``None`` from ``edge_fn`` (the ``none`` op) contributes nothing, and a node
+    that receives nothing is zeros.
+    """
     nodes = [x]
     for j in (1, 2, 3):
         total = None
         for e, frm in _INPUTS[j]:
-            op = edge_ops[e]
-            if op is not None:
-                y = op(nodes[frm])
+            y = edge_fn(e, nodes[frm])
+            if y is not None:
                 total = y if total is None else total + y
         nodes.append(total if total is not None else torch.zeros_like(x))
     return nodes[3]
+
+
+def _single_path(edge_ops: Sequence[nn.Module | None]) -> EdgeFn:
+    return lambda e, h: None if edge_ops[e] is None else edge_ops[e](h)
 
 
 class NB201SearchCell(nn.Module):
@@ -51,7 +62,11 @@ class NB201SearchCell(nn.Module):
         return [None if op == "none" else self.edges[e][op] for e, op in enumerate(arch.ops)]
 
     def forward(self, x: torch.Tensor, arch: NB201Arch) -> torch.Tensor:
-        return _run_cell(x, self.active(arch))
+        return run_cell(x, _single_path(self.active(arch)))
+
+    def forward_edges(self, x: torch.Tensor, edge_fn: EdgeFn) -> torch.Tensor:
+        """The cell with edge ``e`` computed by ``edge_fn(e, input)`` (e.g. a mixed op over ``self.edges[e]``)."""
+        return run_cell(x, edge_fn)
 
 
 class NB201FixedCell(nn.Module):
@@ -63,7 +78,7 @@ class NB201FixedCell(nn.Module):
         self._none = [op is None for op in edge_ops]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _run_cell(x, [None if n else op for op, n in zip(self.edges, self._none)])
+        return run_cell(x, _single_path([None if n else op for op, n in zip(self.edges, self._none)]))
 
 
 class NB201Supernet(Supernet):
@@ -129,10 +144,24 @@ class NB201Supernet(Supernet):
         return [self.space.parse(path)] * self.num_search_cells
 
     def forward(self, x: torch.Tensor, path: Any) -> torch.Tensor:
-        archs = iter(self._per_cell(path))
+        archs = self._per_cell(path)
+        return self.run(x, lambda k, cell, h: cell(h, archs[k]))
+
+    def run(self, x: torch.Tensor, search_cell: Callable[[int, NB201SearchCell, torch.Tensor], torch.Tensor],
+            ) -> torch.Tensor:  # fmt: skip
+        """The macro network with search cell ``k`` computed by ``search_cell(k, cell, input)``.
+
+        ``forward`` runs one path per cell through it; the mixed-op supernet of
+        :mod:`differentiable` runs every op of every edge, weighted, through the same network.
+        """
         x = self.stem(x)
+        k = 0
         for cell in self.cells:
-            x = cell(x, next(archs)) if isinstance(cell, NB201SearchCell) else cell(x)
+            if isinstance(cell, NB201SearchCell):
+                x = search_cell(k, cell, x)
+                k += 1
+            else:
+                x = cell(x)
         return self.classifier(torch.flatten(self.global_pool(self.lastact(x)), 1))
 
     def op_module(self, cell: int, edge: int, op: str) -> nn.Module | None:
@@ -171,7 +200,3 @@ class NB201Subnet(Subnet):
         for cell in self.cells:
             x = cell(x)
         return self.lastact(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.global_pool(x), 1)
-        return x if pre_logits else self.classifier(x)

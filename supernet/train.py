@@ -6,16 +6,32 @@ order is a pure function of (seed, epoch), and the learning rate a pure function
 the global step.  On CPU with the same seed, a run interrupted and resumed ends with
 the same weights as an uninterrupted one.
 
-Unused ops get no update: gradients are reset to ``None`` (not zero) each step, and
-SGD skips parameters without a gradient, so an op not on the step's path sees neither
-weight decay nor momentum from that step.
+What happens to the ops a step does not sample is ``train.unsampled_update``:
+
+* ``decay`` (default, the reference code's dynamics): gradients are zero-filled each step, as
+  ``optimizer.zero_grad()`` did in the PyTorch 1.4 / 1.7 that RLNAS and GeNAS ran on.  An op
+  that has had a gradient once keeps receiving weight decay and momentum in every later step,
+  sampled or not; an op never sampled keeps a ``None`` gradient and is untouched.
+* ``freeze``: gradients are reset to ``None``, and SGD skips parameters without one, so an op
+  off the step's path sees neither weight decay nor momentum from that step.
+
+The choice changes the angle ranking as training goes on (``docs/ranking.md``): under
+``freeze`` the fixed modules, updated every step, rotate away from their init far faster than
+the cell ops.  Which parameters have been touched is part of the checkpoint, so a resumed
+``decay`` run continues exactly.
+
+``train.step`` chooses how a step runs: ``eager`` (default, the reference) runs the sampled ops
+only; ``graph`` runs every op under one-hot masks with a masked SGD, captured as one CUDA graph
+(:mod:`supernet.graph_step`), with the same losses and weights.  Where it cannot be captured (CPU,
+DDP, a plugin supernet, data off the device) it falls back to ``eager`` with one warning naming the
+reason, or raises when ``train.step_fallback`` is false.
 """
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
+from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any, Callable
 
@@ -23,19 +39,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genas.config import TrainConfig
 from genas.distributed import DistInfo
+from genas.errors import ConfigError, TrainingDivergedError
+from genas.progress import Progress
 from genas.runs import Run
+from genas.schedule import cosine_lr
+from supernet.config import TrainConfig
 from supernet.base import Supernet
+from supernet.graph_step import GraphStep, graph_step_unavailable
 from supernet.sampler import UniformPathSampler
 
-__all__ = ["SupernetTrainer", "cosine_lr"]
+__all__ = ["SupernetTrainer", "cosine_lr", "CHECK_EVERY", "HELDOUT_PATHS"]
 
-
-def cosine_lr(step: int, total_steps: int, lr: float, lr_min: float) -> float:
-    """Cosine annealing from ``lr`` at step 0 to ``lr_min`` at ``total_steps``."""
-    t = min(step, total_steps) / max(total_steps, 1)
-    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * t))
+CHECK_EVERY = 50  # steps between the (one-sync) checks for a non-finite loss
+HELDOUT_PATHS, HELDOUT_SEED = 4, 0x4E4C  # fixed paths of the per-epoch held-out accuracy
 
 
 class SupernetTrainer:
@@ -53,6 +70,11 @@ class SupernetTrainer:
         progress: Show a rich progress bar (rank 0).
         extra_state: Saved into every checkpoint as is (e.g. the resolved config).
         tensorboard: Also log each epoch's metrics to ``<run>/tb`` (rank 0).
+        heldout: Fixed held-out ``(x, y)`` batches; each epoch's ``heldout_acc`` is the mean top-1 of
+            :data:`HELDOUT_PATHS` fixed paths on them (running BN statistics, no recalibration): a
+            cheap signal that the supernet learns beyond its training batches.
+        graph_capture: With ``cfg.step == "graph"``: capture the step as a CUDA graph (True), or run
+            the same masked step uncaptured on any device (False: what the CPU tests compare).
     """
 
     def __init__(
@@ -68,6 +90,8 @@ class SupernetTrainer:
         progress: bool = True,
         extra_state: dict[str, Any] | None = None,
         tensorboard: bool = False,
+        heldout: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
+        graph_capture: bool = True,
     ) -> None:
         self.model, self.sampler, self.loader, self.cfg = model, sampler, loader, cfg
         self.device, self.run, self.dist = device, run, dist
@@ -99,6 +123,30 @@ class SupernetTrainer:
         self.history: list[dict[str, Any]] = []
         self._sums: dict[str, float] = {"loss": 0.0, "correct": 0.0, "seen": 0.0}
         self.total_steps = cfg.epochs * len(loader)
+        self.last_saved = "last"  # the checkpoint a resume would continue from
+        self.heldout = list(heldout or [])
+        probe = UniformPathSampler(model.space, model.num_search_cells, seed=HELDOUT_SEED)
+        self.heldout_paths = [probe.sample() for _ in range(HELDOUT_PATHS)] if self.heldout else []
+        self.graph: GraphStep | None = None
+        if cfg.step == "graph":
+            reason = graph_step_unavailable(model, loader, device, dist.distributed, capture=graph_capture)
+            if reason is None:
+                self.graph = GraphStep(model, self.optimizer, cfg, device, capture=graph_capture)
+            else:
+                self._fall_back(reason)
+
+    def _fall_back(self, reason: str) -> None:
+        """Train with the eager step from here on (one warning), or raise if ``train.step_fallback`` is false."""
+        if not self.cfg.step_fallback:
+            raise ConfigError(f"train.step 'graph' cannot run here: {reason}; pass --train.step eager "
+                              "(or --train.step_fallback true to fall back with a warning)")  # fmt: skip
+        warnings.warn(f"train.step 'graph' falls back to the eager step: {reason}", RuntimeWarning, stacklevel=3)
+        if self.graph is not None and self.cfg.unsampled_update == "decay":  # hand the touched ops on
+            touched = set(self.graph.touched_names())
+            for name, p in self.model.named_parameters():
+                if name in touched and p.grad is None:
+                    p.grad = torch.zeros_like(p)
+        self.graph = None
 
     # ---- state -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -112,12 +160,29 @@ class SupernetTrainer:
             "global_step": self.global_step,
             "history": list(self.history),
             "epoch_sums": dict(self._sums),  # loss / correct / seen so far in an unfinished epoch
+            "unsampled_update": self.cfg.unsampled_update,
+            "touched": self.graph.touched_names() if self.graph is not None else
+                       [n for n, p in self.model.named_parameters() if p.grad is not None],  # fmt: skip
             **self.extra_state,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state.get("unsampled_update", "freeze")  # checkpoints older than the option ran `freeze`
+        if saved != self.cfg.unsampled_update:
+            raise ConfigError(
+                f"the checkpoint was trained with train.unsampled_update {saved!r}, this config says "
+                f"{self.cfg.unsampled_update!r}; a resume keeps the dynamics: pass --train.unsampled_update {saved}"
+            )
         self.model.load_state_dict(state["model"])
+        touched = set(state.get("touched", ()))
+        if self.graph is not None:
+            self.graph.load_touched(touched if saved == "decay" else ())
+        else:
+            for name, p in self.model.named_parameters():  # zero-filled gradients carry decay and momentum on
+                p.grad = torch.zeros_like(p) if name in touched and saved == "decay" else None
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.graph is not None:
+            self.graph.bind_optimizer()
         self.sampler.load_state_dict(state["sampler"])
         self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
         self.history = list(state.get("history", []))
@@ -126,14 +191,21 @@ class SupernetTrainer:
     def _save(self, which: str) -> None:
         if self.run is not None and self.dist.is_main:
             self.run.save(which, self.state_dict())
+        if which in ("init", "last"):
+            self.last_saved = which
 
     # ---- one step --------------------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One SGD step on one sampled path; returns (summed loss, correct count) as tensors."""
         path = self.sampler.sample()
+        lr = cosine_lr(self.global_step, self.total_steps, self.cfg.lr, self.cfg.lr_min)
+        if self.graph is not None and not self.graph.on_device(x):
+            self._fall_back(f"the training batches are on {str(x.device)!r}, not on the model's device {str(self.device)!r}")
+        if self.graph is not None:
+            return self.graph.step(x, y, path, lr)
         for group in self.optimizer.param_groups:
-            group["lr"] = cosine_lr(self.global_step, self.total_steps, self.cfg.lr, self.cfg.lr_min)
-        self.optimizer.zero_grad(set_to_none=True)
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=self.cfg.unsampled_update == "freeze")
         with self.autocast:
             logits = self.net(x, path)
             loss = F.cross_entropy(logits.float(), y)
@@ -154,52 +226,89 @@ class SupernetTrainer:
 
         Returns:
             One metrics row per completed epoch.
+
+        Raises:
+            TrainingDivergedError: The loss became NaN or infinite; ``last`` stays the last good checkpoint.
         """
         if self.global_step == 0 and self.step == 0 and self.epoch == 0:
             self._save("init")  # the weights at step 0: the angle scorer needs them
         self.model.train()
         steps_done, seen = 0, 0
         self._sums_ref: tuple[torch.Tensor, torch.Tensor] | None = None
-        bar = _Progress(self.cfg.epochs, len(self.loader), enabled=self.progress and self.dist.is_main)
+        n = len(self.loader)
+        bar = Progress("train", self.cfg.epochs * n, {"epoch": "{}", "loss": "{:.4f}", "img/s": "{:.0f}"},
+                       enabled=self.progress and self.dist.is_main, completed=self.global_step)  # fmt: skip
         try:
             with bar:
                 while self.epoch < self.cfg.epochs:
                     loss_sum = torch.zeros((), device=self.device)
                     correct = torch.zeros((), dtype=torch.long, device=self.device)
+                    bad_step = torch.full((), -1, dtype=torch.long, device=self.device)  # first non-finite step
                     seen, t0 = 0, time.perf_counter()
                     self._sums_ref = (loss_sum, correct)
-                    bar.start_epoch(self.epoch, self.global_step)
                     for x, y in self.loader.iter_from(self.epoch, self.step):
                         loss, corr = self.train_step(x, y)
                         loss_sum += loss
                         correct += corr
+                        bad_step.masked_fill_((bad_step < 0) & ~torch.isfinite(loss), self.step)
                         seen += y.numel()
                         self.step += 1
                         self.global_step += 1
                         steps_done += 1
-                        if bar.enabled and (self.step % 10 == 0 or self.step == len(self.loader)):
+                        if self.step % CHECK_EVERY == 0:
+                            self._check_finite(bad_step)  # one host sync per CHECK_EVERY steps
+                        if bar.interactive and (self.step % 10 == 0 or self.step == n):
                             ips = seen * self.dist.world_size / (time.perf_counter() - t0)
-                            bar.update(self.global_step, self.step, loss.item() / y.numel(), ips)
+                            bar.update(self.global_step, epoch=f"{self.epoch + 1}/{self.cfg.epochs}",
+                                       loss=loss.item() / y.numel(), **{"img/s": ips})  # fmt: skip
                         if on_step is not None:
                             on_step(self.global_step)
                         if max_steps is not None and steps_done >= max_steps:
+                            self._check_finite(bad_step)
                             self._stash(loss_sum, correct, seen)
                             self._save("last")
                             return self.history
-                    self._end_epoch(loss_sum, correct, seen, time.perf_counter() - t0)
+                    self._check_finite(bad_step)
+                    row = self._end_epoch(loss_sum, correct, seen, time.perf_counter() - t0)
+                    bar.line(_epoch_line(row, self.cfg.epochs), self.global_step)
         except KeyboardInterrupt:
-            if self._sums_ref is not None:
+            if self._sums_ref is not None and all(torch.isfinite(p).all() for p in self.model.parameters()):
                 self._stash(*self._sums_ref, seen)
-            self._save("last")
+                self._save("last")
             raise
         return self.history
+
+    def _check_finite(self, bad_step: torch.Tensor) -> None:
+        step = int(bad_step.item())
+        if step >= 0:
+            raise TrainingDivergedError(
+                f"training diverged: the loss became NaN or infinite in epoch {self.epoch + 1}, step {step + 1}; "
+                f"the last good checkpoint (checkpoints/{self.last_saved}.pt) is kept; try a lower --train.lr (now {self.cfg.lr:g}) "
+                f"or gradient clipping (--train.grad_clip 5)"
+            )
+
+    @torch.no_grad()
+    def heldout_accuracy(self) -> float | None:
+        """Mean top-1 of the fixed held-out paths on the held-out batches (None without held-out data)."""
+        if not self.heldout:
+            return None
+        self.model.eval()
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        seen = 0
+        with self.autocast:
+            for path in self.heldout_paths:
+                for x, y in self.heldout:
+                    correct += (self.model(x, path).argmax(1) == y).sum()
+                    seen += y.numel()
+        self.model.train()
+        return correct.item() / max(seen, 1)
 
     def _stash(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> None:
         """Keep the unfinished epoch's sums (on top of any restored ones) for the checkpoint."""
         self._sums = {"loss": self._sums["loss"] + loss_sum.item(), "correct": self._sums["correct"] + correct.item(),
                       "seen": self._sums["seen"] + seen}  # fmt: skip
 
-    def _end_epoch(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, seconds: float) -> None:
+    def _end_epoch(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, seconds: float) -> dict[str, Any]:
         prev, self._sums = self._sums, {"loss": 0.0, "correct": 0.0, "seen": 0.0}
         stats = torch.stack([loss_sum.float() + prev["loss"], correct.float() + prev["correct"],
                              torch.tensor(float(seen) + prev["seen"], device=self.device)])  # fmt: skip
@@ -213,9 +322,12 @@ class SupernetTrainer:
             "train_loss": round(stats[0].item() / n, 6),
             "train_acc": round(stats[1].item() / n, 6),
             "lr": round(cosine_lr(self.global_step, self.total_steps, self.cfg.lr, self.cfg.lr_min), 8),
-            "images_per_s": round(stats[2].item() / max(seconds, 1e-9), 1),
+            "images_per_s": round(seen * self.dist.world_size / max(seconds, 1e-9), 1),
             "seconds": round(seconds, 2),
         }
+        acc = self.heldout_accuracy()
+        if acc is not None:
+            row = {**dict(list(row.items())[:3]), "heldout_acc": round(acc, 6), **dict(list(row.items())[3:])}
         self.history.append(row)
         self.epoch += 1
         self.step = 0
@@ -229,41 +341,10 @@ class SupernetTrainer:
         if self.checkpoint_every and self.epoch % self.checkpoint_every == 0:
             self._save(f"epoch_{self.epoch:04d}")
         self._save("last")
+        return row
 
 
-class _Progress:
-    """A rich progress bar: epoch, step, loss, throughput, ETA of the whole run (silent when disabled)."""
-
-    def __init__(self, epochs: int, steps_per_epoch: int, enabled: bool) -> None:
-        self.epochs, self.steps, self.enabled = epochs, steps_per_epoch, enabled
-        self.progress: Any = None
-        self.task: Any = None
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.progress = Progress(
-                TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
-                TextColumn("step {task.fields[step]}/{task.fields[steps]}"), BarColumn(),
-                TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[ips]:.0f} img/s"),
-                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            )  # fmt: skip
-            self.progress.__enter__()
-            self.task = self.progress.add_task(
-                "train", total=self.epochs * self.steps, epoch=1, epochs=self.epochs, step=0, steps=self.steps,
-                loss=float("nan"), ips=0.0,
-            )  # fmt: skip
-        return self
-
-    def start_epoch(self, epoch: int, global_step: int) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=global_step, epoch=epoch + 1)
-
-    def update(self, global_step: int, step: int, loss: float, ips: float) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=global_step, step=step, loss=loss, ips=ips)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.progress is not None:
-            self.progress.__exit__(*exc)
+def _epoch_line(row: dict[str, Any], epochs: int) -> str:
+    held = f"  held-out acc {row['heldout_acc']:.4f}" if "heldout_acc" in row else ""
+    return (f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f}  acc {row['train_acc']:.4f}{held}  "
+            f"{row['images_per_s']:.0f} img/s")  # fmt: skip

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from genas.cli import main
+from genas_cli.commands import main
 from tests.conftest import REPO
 
 
@@ -46,3 +46,29 @@ def test_readme_commands_match_ci():
     test_cmd = re.search(r"# --- test command \(README\) ---\n(.+)\n# --- end ---", ci).group(1).strip()
     assert f"\n{test_cmd}\n" in readme  # the README shows exactly the command CI runs
     assert "pip install -e . && python tools/train_supernet.py" in readme
+
+
+def test_default_threads_follow_the_free_cores(monkeypatch):
+    """run.threads unset: $OMP_NUM_THREADS wins; otherwise the cores not busy (1-minute load), at least 1."""
+    import torch
+
+    from genas import distributed
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(distributed.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+        monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+        for load, expected in ((0.0, 4), (1.2, 3), (2.6, 1), (9.0, 1)):
+            monkeypatch.setattr(distributed.os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
+            assert distributed.free_cores() == expected
+        monkeypatch.setattr(distributed.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun: the cores are shared among the local ranks
+        assert distributed.free_cores() == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        torch.set_num_threads(1)
+        assert distributed.set_threads(None) == 1  # the environment's choice is left alone
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        assert distributed.set_threads(None) == 2
+        assert distributed.set_threads(1) == 1  # an explicit run.threads always applies
+    finally:
+        torch.set_num_threads(before)

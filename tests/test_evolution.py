@@ -23,7 +23,7 @@ from evolution import (
     read_history,
     run_search,
 )
-from genas.config import SearchConfig
+from evolution.config import SearchConfig
 from genas.errors import ConfigError, UnknownNameError
 from genas.spaces import DartsSpace, NB201Arch, NB201Space
 

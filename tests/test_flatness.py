@@ -51,6 +51,35 @@ def test_noise_plans_paper_and_reference():
     assert all(torch.equal(x["a"], y["a"]) for x, y in zip(paper, both))
 
 
+@pytest.mark.parametrize("mode", ["paper", "reference"])
+def test_noise_scheme_is_an_option_of_its_own(ctx, archs, mode):
+    """``noise`` selects the scheme in either mode; the losses are those of that scheme's noise plan."""
+    arch = archs[0]
+    f = create_scorer("flatness", mode=mode, noise="cumulative", batching="loop")
+    g = create_scorer("flatness", mode=mode, noise="independent", batching="loop")
+    assert (f.noise, g.noise) == ("cumulative", "independent")
+    assert create_scorer("flatness", mode=mode).noise == ("cumulative" if mode == "reference" else "independent")
+    sub = ctx.subnet(arch)
+    names = {id(p): n for n, p in ctx.supernet.named_parameters()}
+    named = [(names[id(p)], p) for p in sub.parameters()]
+    for scorer, cumulative in ((f, True), (g, False)):
+        plan = NoisePlan(scorer.sigmas, 1, cumulative=cumulative, seed=ctx.seed)
+        noise = make_noise({k: p.detach() for k, p in named}, plan)
+        expected = perturbed_losses(sub, named, noise, ctx.valid_batches, "loop", per_batch_mean=mode == "reference")
+        assert np.allclose(scorer.losses(arch, ctx), expected, atol=1e-6)
+    assert not np.allclose(f.losses(arch, ctx), g.losses(arch, ctx))
+    with pytest.raises(ConfigError, match="'noise' parameter of flatness must be one of"):
+        create_scorer("flatness", noise="gaussian")
+
+
+def test_effective_sigmas_of_the_cumulative_scheme():
+    from scorers.flatness import PAPER_SIGMAS, effective_sigmas
+
+    assert effective_sigmas(PAPER_SIGMAS, "independent") == PAPER_SIGMAS
+    cum = effective_sigmas(PAPER_SIGMAS, "cumulative")  # sqrt(2e-3^2), sqrt(+8e-3^2), sqrt(+1e-2^2)
+    assert cum == pytest.approx((2e-3, 68e-6**0.5, 168e-6**0.5)) and cum == pytest.approx((2e-3, 8.2e-3, 1.30e-2), abs=1e-4)
+
+
 def test_flatness_equals_the_sequential_reference_loop(ctx, archs):
     """Batched (vmap) and loop engines agree with a deepcopy + perturb + evaluate loop (1e-5)."""
     arch = archs[0]

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from genas.benchmarks import NB201Table
+from genas.tables import NB201Table
 from genas.errors import ConfigError, InvalidArchitectureError
-from genas.landscape import (
+from analysis.landscape import (
     PAPER_KS,
     PAPER_PAIRS,
     CallableSource,

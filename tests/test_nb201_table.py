@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genas.benchmarks import (
+from genas.tables import (
     ACCURACY_COLUMNS,
     NB201Table,
     codes_to_genes,

@@ -127,7 +127,7 @@ def test_wrong_shape_and_nan_scores(ctx, archs):
 def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch, ctx, archs):
     """The example plugin of docs/writing_a_scorer.md, found through the genas.scorers entry point."""
     src = (REPO / "examples" / "scorer_plugin" / "genas_gradnorm.py").read_text()
-    (tmp_path / "genas_gradnorm_ep.py").write_text(src.replace('"grad_norm"', '"grad_norm_ep"'))
+    (tmp_path / "genas_gradnorm_ep.py").write_text(src.replace('"trained_grad_norm"', '"grad_norm_ep"'))
     dist = tmp_path / "genas_gradnorm_ep-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: genas-gradnorm-ep\nVersion: 0.1\n")
@@ -143,10 +143,10 @@ def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch, ctx, archs):
 
 def test_example_plugin_loads_from_file(ctx, archs):
     load_plugin(str(REPO / "examples" / "scorer_plugin" / "genas_gradnorm.py"))
-    s = create_scorer("grad_norm")
+    s = create_scorer("trained_grad_norm")
     assert np.all(s.score(archs, ctx) > 0) and s.batches == 1
-    with pytest.raises(ConfigError, match="grad_norm"):
-        create_scorer("grad_norm", batch=2)
+    with pytest.raises(ConfigError, match="trained_grad_norm"):
+        create_scorer("trained_grad_norm", batch=2)
 
 
 # ---- contract: every registered scorer --------------------------------------------------
@@ -210,14 +210,16 @@ def test_angle_is_zero_when_every_path_is_dropped(ctx):
     assert create_scorer("angle").score([EMPTY], ctx)[0] == 0.0
 
 
-def test_angle_matches_an_explicit_rlnas_vector_construction(ctx, archs):
-    """Build both weight vectors as RLNAS does (concatenation per path per cell) and compare."""
+@pytest.mark.parametrize("include_fixed", [True, False])
+def test_angle_matches_an_explicit_rlnas_vector_construction(ctx, archs, include_fixed):
+    """Build both weight vectors as RLNAS does (concatenation per path per cell) and compare;
+    ``include_fixed=False`` leaves the stem, fixed blocks and classifier out (cells only)."""
     net, init = ctx.supernet, ctx.init_state
     names = {id(m): n for n, m in net.named_modules()}
 
     def vec(arch, state):
         parts = []
-        for _, mod in net.fixed_modules():
+        for _, mod in net.fixed_modules() if include_fixed else ():
             parts += [state[f"{names[id(mod)]}.{n}"].flatten() for n, _ in mod.named_parameters()]
         for cell in range(net.num_search_cells):
             for path in nb201_paths():
@@ -236,8 +238,9 @@ def test_angle_matches_an_explicit_rlnas_vector_construction(ctx, archs):
     final = net.state_dict()
     for arch in archs:
         v0, v1 = vec(arch, init), vec(arch, final)
-        expected = math.acos(float((v0 @ v1) / (v0.norm() * v1.norm())))
-        assert create_scorer("angle").score([arch], ctx)[0] == pytest.approx(expected, abs=1e-6)
+        expected = math.acos(min(1.0, float((v0 @ v1) / (v0.norm() * v1.norm()))))
+        got = create_scorer("angle", include_fixed=include_fixed).score([arch], ctx)[0]
+        assert got == pytest.approx(expected, abs=1e-6)
 
 
 def test_path_enumerations():

@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from evolution.cli import main as evolve_main
-from genas.benchmarks.rank_cli import main as rank_main
+from analysis.rank_cli import main as rank_main
 from tests.conftest import REPO
 
 SMALL = ["--search.population", "6", "--search.topk", "2", "--search.mutations", "2", "--search.crossovers", "2",
@@ -35,7 +35,7 @@ def evolve(tiny_run, out, *args):
         ("angle+flatness", []),
         ("accuracy+0.5*flatness", []),
         ("na:accuracy", ["--score.options.na.k", "2"]),
-        ("grad_norm", ["--plugin", PLUGIN]),
+        ("trained_grad_norm", ["--plugin", PLUGIN]),
     ],
 )
 def test_evolve_every_scorer_family(tiny_run, tmp_path, scorer, extra):
@@ -117,7 +117,8 @@ def test_evolve_cli_errors(tiny_run, tmp_path):
     one_line_error(run("evolve.py", "--supernet", tiny_run, "--plugin", shape, "--scorer", "wrong_shape", "--out", tmp_path / "w",
                        *SMALL), "returned shape")  # fmt: skip
     one_line_error(run("evolve.py", "--supernet", tiny_run, "--scorer", "accuracy", "--search.max_params", "1e-9",
-                       "--out", tmp_path / "c", *SMALL), "constraints")  # fmt: skip
+                       "--out", tmp_path / "c", *SMALL), "the space spans params 0.00")  # fmt: skip
+    assert not (tmp_path / "c").exists()  # refused in seconds, before any scoring or writing
     no_init = tmp_path / "noinit"
     import shutil
 

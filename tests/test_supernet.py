@@ -7,11 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genas.config import TrainConfig
+from supernet.config import TrainConfig
 from genas.data import create_dataset
 from genas.spaces import NB201Arch
 from supernet import UniformPathSampler, create_supernet, recalibrate_bn
-from supernet.train import SupernetTrainer, cosine_lr
+from genas.schedule import cosine_lr
+from supernet.train import SupernetTrainer
 
 ARCH = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
 
@@ -60,36 +61,45 @@ def test_forward_runs_only_the_sampled_path(space):
 
 
 @pytest.mark.parametrize("space", ["nb201", "darts"])
-def test_unused_ops_get_no_weight_decay_or_momentum(space):
+@pytest.mark.parametrize("mode", ["freeze", "decay"])
+def test_what_unsampled_ops_receive(space, mode):
+    """freeze: an op off the path is untouched; decay: an op used before keeps decaying (zero-filled grads)."""
     net = tiny(space)
     data = create_dataset("synthetic", limit=64, seed=0)
     from genas.data import build_loader
 
     loader = build_loader(data.train, data, 16, train=True, seed=0)
-    cfg = TrainConfig(epochs=1, lr=0.1, weight_decay=0.1, momentum=0.9, channels_last=False)
+    cfg = TrainConfig(epochs=1, lr=0.1, weight_decay=0.1, momentum=0.9, channels_last=False, unsampled_update=mode)
     trainer = SupernetTrainer(net, UniformPathSampler(net.space, net.num_search_cells, 0), loader, cfg, torch.device("cpu"), progress=False)
     batches = list(loader)
     ops = op_modules(net)
     # step 1 gives momentum buffers to the ops of path 1
+    path1 = trainer.sampler.sample()
+    trainer.sampler.sample = lambda: path1
     trainer.train_step(*batches[0])
     before = {k: [p.detach().clone() for p in m.parameters()] for k, m in ops.items()}
-    path2 = trainer.sampler.sample()
+    had_grad = {k for k, m in ops.items() if any(p.grad is not None for p in m.parameters())}  # reached by backward
+    path2 = UniformPathSampler(net.space, net.num_search_cells, 1).sample()
     trainer.sampler.sample = lambda: path2  # fix the second step's path to inspect it
     trainer.train_step(*batches[1])
-    used = active_keys(net, path2)
-    n_frozen = n_moved = 0
+    used2 = active_keys(net, path2)
+    counts = {"frozen": 0, "moved": 0, "decayed": 0}
     for key, mod in ops.items():
         params = list(mod.parameters())
         if not params:
             continue
         same = all(torch.equal(a, p) for a, p in zip(before[key], params))
-        if key in used:
-            n_moved += not same
+        if key in used2:
+            counts["moved"] += not same
+        elif key in had_grad and mode == "decay":
+            assert not same and all(p.grad is not None and not p.grad.any() for p in params), key
+            counts["decayed"] += 1
         else:
             assert same, f"unused op {key} changed"
             assert all(p.grad is None for p in params)
-            n_frozen += 1
-    assert n_frozen > 0 and n_moved > 0
+            counts["frozen"] += 1
+    assert counts["frozen"] > 0 and counts["moved"] > 0
+    assert (counts["decayed"] > 0) == (mode == "decay")
 
 
 def test_nb201_sampler_is_per_cell_seeded_and_never_leaves_a_node_empty():

@@ -1,16 +1,18 @@
-"""An example genas scorer plugin: the ``grad_norm`` zero-cost proxy.
+"""An example genas scorer plugin: ``trained_grad_norm``, a gradient norm on the trained supernet.
 
-grad_norm(a) = || dL/dw ||_2 of the subnet's weights on one held-out batch (Abdelfattah et al.,
-"Zero-Cost Proxies for Lightweight NAS", ICLR 2021), computed on the trained supernet's subnet.
+trained_grad_norm(a) = || dL/dw ||_2 of the subnet's weights on one held-out batch, computed on the
+trained supernet's subnet (BN recalibrated).  The built-in ``grad_norm`` is the zero-cost proxy of
+Abdelfattah et al. (ICLR 2021) on a freshly initialised network; this plugin asks the same question of
+the trained weights, and shows everything a plugin needs.
 
 Use it without installing anything::
 
-    python tools/evolve.py --plugin examples/scorer_plugin/genas_gradnorm.py --scorer grad_norm
-    python tools/evolve.py --plugin examples/scorer_plugin/genas_gradnorm.py --scorer accuracy+0.01*grad_norm
+    python tools/evolve.py --plugin examples/scorer_plugin/genas_gradnorm.py --scorer trained_grad_norm
+    python tools/evolve.py --plugin examples/scorer_plugin/genas_gradnorm.py --scorer accuracy+0.01*trained_grad_norm
 
 or install the folder (``pip install examples/scorer_plugin``): its ``pyproject.toml`` declares the
-entry point ``genas.scorers: grad_norm = genas_gradnorm``, so ``--scorer grad_norm`` works with no
-``--plugin`` at all.
+entry point ``genas.scorers: trained_grad_norm = genas_gradnorm``, so ``--scorer trained_grad_norm``
+works with no ``--plugin`` at all.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import torch.nn.functional as F
 from scorers import Needs, Scorer, register_scorer
 
 
-@register_scorer("grad_norm", description="L2 norm of the loss gradient on one held-out batch (zero-cost proxy)")
-class GradNorm(Scorer):
+@register_scorer("trained_grad_norm", description="L2 norm of the loss gradient of the trained subnet on one held-out batch")
+class TrainedGradNorm(Scorer):
     """Gradient norm of the cross-entropy on ``batches`` held-out batches.
 
     Args:
@@ -35,7 +37,7 @@ class GradNorm(Scorer):
 
     def __init__(self, batches: int = 1) -> None:  # explicit options: a misspelt one raises
         if not isinstance(batches, int) or batches < 1:
-            raise ValueError(f"grad_norm: 'batches' must be an int >= 1, got {batches!r}")
+            raise ValueError(f"trained_grad_norm: 'batches' must be an int >= 1, got {batches!r}")
         self.batches = batches
 
     def score(self, archs, ctx):

@@ -13,15 +13,18 @@ and returns a :class:`DataBundle` with train / valid / test :class:`ArrayDataset
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
 from genas.data import datasets as _builtin  # noqa: F401  (registers the built-in datasets)
 from genas.data.base import AUGMENTATIONS, DATASETS, ArrayDataset, DataBundle, cap, split_rng
-from genas.data.loader import TensorLoader, build_loader
+from genas.lazy import lazy_exports
 from genas.errors import ConfigError
 from genas.io import atomic_writer
 from genas.validation import check_bool, check_choice, check_float, check_int
+
+__getattr__, __dir__ = lazy_exports(__name__, {"TensorLoader": "genas.data.loader", "build_loader": "genas.data.loader"})
 
 __all__ = [
     "DATASETS",
@@ -33,6 +36,7 @@ __all__ = [
     "create_dataset",
     "list_datasets",
     "save_split_npz",
+    "build_data",
 ]
 
 
@@ -138,3 +142,17 @@ def save_split_npz(bundle: DataBundle, path: str, sizes: dict[str, int] | None =
         arrays[f"x_{part}"], arrays[f"y_{part}"] = ds.images[:n], ds.labels[:n]
     with atomic_writer(path, "wb") as fh:
         np.savez(fh, **arrays)
+
+
+def build_data(cfg: Any, seed: int) -> DataBundle:
+    """The dataset bundle of a ``data`` config section (random labels applied to the training split if asked).
+
+    Args:
+        cfg: A :class:`genas.config.DataConfig` (``dataset``, ``root``, ``split``, ``limit``, ...).
+        seed: The run's seed (splits, caps and random labels derive from it).
+    """
+    bundle = create_dataset(cfg.dataset, root=cfg.root, split=cfg.split, download=cfg.download,
+                            valid_fraction=cfg.valid_fraction, limit=cfg.limit, seed=seed)  # fmt: skip
+    if cfg.random_labels:
+        bundle = dataclasses.replace(bundle, train=bundle.train.with_random_labels(bundle.num_classes, seed))
+    return bundle

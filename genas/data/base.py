@@ -36,6 +36,7 @@ __all__ = [
 #: Augmentation names understood by :func:`genas.data.build_loader`.
 #: ``"cifar"`` = random crop with zero padding ``max(1, image_size // 8)`` (4 at 32x32, 2 at 16x16)
 #: plus horizontal flip; ``"crop"`` and ``"flip"`` are its two halves; ``"none"`` does nothing.
+#: Cutout (a zeroed square after normalisation) goes on top of any of them: ``build_loader(cutout=16)``.
 AUGMENTATIONS = ("cifar", "crop", "flip", "none")
 
 
@@ -128,6 +129,15 @@ class DataBundle:
     valid: ArrayDataset
     test: ArrayDataset
     augment: str
+
+    def __post_init__(self) -> None:
+        for part in ("train", "valid", "test"):
+            labels = getattr(self, part).labels
+            if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+                from genas.errors import DataNotFoundError
+
+                raise DataNotFoundError(f"dataset {self.name!r}: {part} labels span {labels.min()}..{labels.max()}, "
+                                        f"outside the {self.num_classes} classes 0..{self.num_classes - 1}")  # fmt: skip
 
     def __repr__(self) -> str:
         return (

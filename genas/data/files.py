@@ -122,7 +122,16 @@ def read_npz(path: Path) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset | Non
     :func:`genas.data.save_split_npz`); it is returned third, or None when absent.
     """
     keys = ("x_train", "y_train", "x_test", "y_test")
-    with np.load(path, allow_pickle=False) as npz:
+    if path.is_dir():
+        raise DataNotFoundError(f"{path} is a directory; data.root of dataset 'npz' is an .npz file")
+    try:
+        npz_file = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataNotFoundError(f"{path} is not a readable npz file ({type(exc).__name__}); expected arrays "
+                                "x_train, y_train, x_test, y_test saved with numpy.savez") from None
+    if not hasattr(npz_file, "files"):
+        raise DataNotFoundError(f"{path} holds a single array, not an npz archive of x_train, y_train, x_test, y_test")
+    with npz_file as npz:
         missing = [k for k in keys if k not in npz.files]
         if missing:
             raise DataNotFoundError(f"{path}: npz file lacks array(s) {', '.join(missing)} (has {npz.files}).")
@@ -138,6 +147,9 @@ def read_npz(path: Path) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset | Non
             raise DataNotFoundError(f"{path}: x_{name} must be uint8 (N, H, W[, C]); got {x.dtype} {x.shape}.")
         if len(x) != len(y):
             raise DataNotFoundError(f"{path}: x_{name} has {len(x)} images but y_{name} {len(y)} labels.")
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+            raise DataNotFoundError(f"{path}: y_{name} must hold non-negative integer class labels "
+                                    f"(got dtype {y.dtype}, shape {y.shape}{f', min {y.min()}' if y.size else ''}).")
         parts[name] = ArrayDataset(x[..., None] if x.ndim == 3 else x, y.astype(np.int64))
     return parts["train"], parts["test"], parts.get("valid")
 

@@ -65,6 +65,8 @@ class TensorLoader:
         channels_last: Return ``x`` in channels_last memory format.
         rank: This process's rank.
         world_size: Number of processes sharing an epoch.
+        cutout: Side of the square zeroed after normalisation, at a uniformly drawn centre and
+            clipped at the border (DeVries & Taylor 2017, DARTS ``--cutout_length``); 0: none.
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class TensorLoader:
         channels_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        cutout: int = 0,
     ) -> None:
         self.device = torch.device(device)
         self._images = _to_device(ds.images, self.device)  # NHWC uint8, moved once
@@ -93,6 +96,7 @@ class TensorLoader:
         self.shuffle, self.augment, self.drop_last = shuffle, augment, drop_last
         self.seed, self.channels_last, self.rank, self.world_size = seed, channels_last, rank, world_size
         self.pad = crop_padding(self._images.shape[1])
+        self.cutout = cutout
         self.epoch = 0
         n = len(ds)
         total = n - n % world_size if drop_last else n
@@ -187,11 +191,13 @@ class TensorLoader:
         return torch.Generator().manual_seed(_torch_seed(self.seed, epoch))
 
     def _plan(self, g: torch.Generator, n: int, shuffle: bool | None = None) -> tuple[torch.Tensor, ...]:
-        """Order, crop offsets ``(n, 2)`` and flip flags of ``n`` positions, all drawn from ``g``."""
+        """Order, crop offsets ``(n, 2)`` (``(n, 4)`` with the cutout centres) and flip flags, all drawn from ``g``."""
         shuffle = self.shuffle if shuffle is None else shuffle
         order = torch.randperm(n, generator=g) if shuffle else torch.arange(n)
         offsets = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=g)
         flips = torch.rand(n, generator=g) < 0.5
+        if self.cutout:  # drawn last, so the other draws stay those of a loader without cutout
+            offsets = torch.cat([offsets, torch.randint(0, self._images.shape[1], (n, 2), generator=g)], dim=1)
         return order, offsets, flips
 
     def _batch(self, idx: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> Batch:
@@ -204,7 +210,16 @@ class TensorLoader:
         if not self.channels_last:
             x = x.contiguous()
         x = x.float().mul_(self._scale).add_(self._shift)
+        if self.cutout:
+            x = x * self._cutout_mask(offsets[:, 2:], x.shape[-1])
         return x, self._labels[idx]
+
+    def _cutout_mask(self, centres: torch.Tensor, size: int) -> torch.Tensor:
+        """``(B, 1, H, W)`` mask, 0 on rows and columns within ``[c - cutout // 2, c + cutout // 2)`` of each centre."""
+        pos = torch.arange(size, device=centres.device)
+        half = self.cutout // 2
+        inside = [(pos >= centres[:, i : i + 1] - half) & (pos < centres[:, i : i + 1] + half) for i in (0, 1)]
+        return (~(inside[0].unsqueeze(2) & inside[1].unsqueeze(1))).unsqueeze(1).float()
 
     def _crop(self, x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor | None) -> torch.Tensor:
         """Random crop of a zero-padded batch by one gather; a flip reverses the gathered columns."""
@@ -213,7 +228,7 @@ class TensorLoader:
         padded = x.new_zeros((b, h + 2 * p, w + 2 * p, c))
         padded[:, p : p + h, p : p + w] = x
         rows = offsets[:, :1] + torch.arange(h, device=x.device)  # (B, H)
-        cols = offsets[:, 1:] + torch.arange(w, device=x.device)  # (B, W)
+        cols = offsets[:, 1:2] + torch.arange(w, device=x.device)  # (B, W)
         if flips is not None:
             cols = torch.where(flips.view(-1, 1), cols.flip(1), cols)
         batch = torch.arange(b, device=x.device).view(-1, 1, 1)
@@ -233,6 +248,7 @@ def build_loader(
     rank: int = 0,
     world_size: int = 1,
     drop_last: bool | None = None,
+    cutout: int = 0,
 ) -> TensorLoader:
     """Build the loader of one split: shuffled and augmented for training, in order for evaluation.
 
@@ -249,6 +265,7 @@ def build_loader(
         rank: This process's rank.
         world_size: Number of processes sharing the epoch.
         drop_last: Drop the last partial batch; None means ``train``.
+        cutout: Cutout side in pixels after any augmentation (DARTS evaluation: 16 at 32x32); 0: none.
 
     Returns:
         The loader.
@@ -271,6 +288,7 @@ def build_loader(
     check_int(world_size, "world_size", owner, 1)
     check_int(rank, "rank", owner, 0, world_size - 1)
     drop_last = train if drop_last is None else check_bool(drop_last, "drop_last", owner)
+    check_int(cutout, "cutout", owner, 0, 2 * bundle.image_size)
     if not isinstance(ds, ArrayDataset):
         raise TypeError(f"build_loader expects an ArrayDataset (e.g. bundle.train). Got {type(ds).__name__}.")
     if ds.images.shape[1:] != (bundle.image_size, bundle.image_size, bundle.channels):
@@ -280,7 +298,7 @@ def build_loader(
         )
     loader = TensorLoader(
         ds, bundle.mean, bundle.std, batch_size, shuffle=train, augment=augment, drop_last=drop_last, seed=seed,
-        device=device, channels_last=channels_last, rank=rank, world_size=world_size,
+        device=device, channels_last=channels_last, rank=rank, world_size=world_size, cutout=cutout,
     )
     if len(loader) == 0 and len(ds) > 0:
         check_int(batch_size, "batch_size", owner, 1, len(ds) // world_size)  # explains: larger than a shard

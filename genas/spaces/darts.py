@@ -172,6 +172,17 @@ class DartsSpace(SearchSpace):
     def parse(self, obj: Any) -> DartsArch:
         if isinstance(obj, DartsArch):
             return obj
+        try:
+            return self._parse(obj)
+        except InvalidArchitectureError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, SyntaxError) as exc:  # broken JSON, a number for a list
+            shown = obj if not isinstance(obj, str) else obj.strip()
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            raise InvalidArchitectureError(f"cannot read a DARTS architecture from {str(shown)[:80]!r}: {msg}; expected "
+                                           "Genotype(...), its JSON form or 28 integers") from None  # fmt: skip
+
+    def _parse(self, obj: Any) -> DartsArch:
         if isinstance(obj, Architecture):
             raise InvalidArchitectureError(
                 f"architecture from the {obj.space!r} space given where a DARTS architecture is expected: {obj}"

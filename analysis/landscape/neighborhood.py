@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from genas.benchmarks.nb201 import codes_to_genes
+from genas.tables.nb201 import codes_to_genes
 from genas.errors import ConfigError, InvalidArchitectureError
 from genas.spaces import SearchSpace, create_space
 from genas.spaces.base import Architecture

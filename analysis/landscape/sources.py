@@ -2,7 +2,7 @@
 
 A source is any callable that maps a sequence of architectures to a 1-D float array of the
 same length (percent by convention), so a table lookup, a hand-written function, a full
-training run (:class:`~genas.landscape.training.TrainToThresholdSource`) or a supernet
+training run (:class:`~analysis.landscape.training.TrainToThresholdSource`) or a supernet
 scorer all plug in the same way::
 
     class MyScorerSource:
@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from genas.benchmarks.nb201 import NB201Table
+from genas.tables.nb201 import NB201Table
 from genas.errors import ConfigError
 
 __all__ = ["AccuracySource", "TableSource", "CallableSource", "ScorerSource", "evaluate"]
@@ -55,7 +55,7 @@ def evaluate(source: AccuracySource, archs: Sequence[Any]) -> np.ndarray:
 
 
 class TableSource:
-    """Accuracies looked up in a :class:`~genas.benchmarks.NB201Table`.
+    """Accuracies looked up in a :class:`~genas.tables.NB201Table`.
 
     Args:
         table: The benchmark table.
@@ -116,26 +116,23 @@ class ScorerSource:
         ctx: The :class:`scorers.ScoringContext` it evaluates in.
 
     Example:
-        >>> src = ScorerSource.from_run("accuracy", "runs/nb201-digits")  # doctest: +SKIP
-        >>> accuracy_path(path_tree(a, b), src).barrier()                  # doctest: +SKIP
+        >>> src = ScorerSource.from_config(cfg.score, "runs/nb201-digits")  # doctest: +SKIP
+        >>> accuracy_path(path_tree(a, b), src).barrier()                    # doctest: +SKIP
     """
 
     def __init__(self, scorer: Any, ctx: Any) -> None:
         self.scorer, self.ctx = scorer, ctx
 
     @classmethod
-    def from_run(cls, expression: str, run_path: str, seed: int = 0, **context_options: Any) -> ScorerSource:
-        """Build the scorer ``expression`` on the supernet of training run ``run_path``."""
-        from scorers import ScoringContext, create_scorer  # downstream of genas's core: imported lazily
+    def from_config(cls, score: Any, run_path: str | None, device: Any = "cpu", seed: int = 0) -> ScorerSource:
+        """The scorer of a ``score`` config section (expression, options, budget) on training run ``run_path``."""
+        from scorers import ScoringContext, create_scorer
 
-        scorer = create_scorer(expression)
-        ctx = ScoringContext.from_run(run_path, seed=seed, data=scorer.needs.data, **context_options)
-        return cls(scorer, ctx)
+        scorer = create_scorer(score.scorer, **score.options)
+        return cls(scorer, ScoringContext.from_config(score, run_path, device=device, seed=seed, scorers=[scorer]))
 
     def __call__(self, archs: Sequence[Any]) -> np.ndarray:
-        from scorers import cached_scores
-
-        return cached_scores(self.scorer, archs, self.ctx)
+        return self.ctx.score(self.scorer, archs)
 
     def __repr__(self) -> str:
         return f"ScorerSource({self.scorer.name!r})"

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from genas.errors import ConfigError
-from genas.landscape.neighborhood import resolve_space, single_moves
-from genas.landscape.sources import AccuracySource, evaluate
+from analysis.landscape.neighborhood import resolve_space, single_moves
+from analysis.landscape.sources import AccuracySource, evaluate
 from genas.spaces import SearchSpace
 from genas.validation import check_choice
 

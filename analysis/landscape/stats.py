@@ -3,7 +3,7 @@
 Pool the radius-r neighbour accuracies of every architecture whose accuracy lies in a tier
 interval, and compare the pool with the accuracy distribution of the whole space by the
 two-sample Kolmogorov-Smirnov statistic.  On the NB201 table everything is numpy gathers over
-gene codes (:func:`~genas.landscape.neighborhood.nb201_neighbor_codes`); for other spaces
+gene codes (:func:`~analysis.landscape.neighborhood.nb201_neighbor_codes`); for other spaces
 :func:`neighborhood_accuracies` pools any accuracy source.
 """
 
@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from genas.benchmarks.nb201 import NB201Table, normalize_dataset
+from genas.tables.nb201 import NB201Table, normalize_dataset
 from genas.errors import ConfigError
-from genas.landscape.neighborhood import nb201_neighbor_codes, neighborhood, resolve_space
-from genas.landscape.paper import PAPER_TIERS
-from genas.landscape.sources import AccuracySource, evaluate
+from analysis.landscape.neighborhood import nb201_neighbor_codes, neighborhood, resolve_space
+from analysis.landscape.paper import PAPER_TIERS
+from analysis.landscape.sources import AccuracySource, evaluate
 from genas.spaces import SearchSpace
 
 __all__ = [

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,10 +21,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from genas.cli import ArgumentParser
-from genas.config import load_config, split_overrides
-from genas.errors import ConfigError, NotTrainedError
-from genas.io import atomic_write_json, atomic_write_text
+from genas.cli import ArgumentParser, add_check, checked, load_plugins, parse_args, start_runtime
+from genas.config import load_config
+from genas.errors import ConfigError
+from genas.io import atomic_write_json, atomic_write_text, atomic_writer, check_writable_dir
+from genas.progress import Progress
 from genas.runs import Run
 
 __all__ = ["main", "sample_archs", "read_archs"]
@@ -48,7 +48,7 @@ def _parser() -> ArgumentParser:
     p.add_argument("--out", default=None, help="output directory (default: RUN_DIR/rank-nb201-...)")
     p.add_argument("--resume", action="store_true", help="reuse the scores already in --out")
     p.add_argument("--plugin", action="append", default=[], help="load scorer plugins (file or module)")
-    return p
+    return add_check(p)
 
 
 def sample_archs(n: int | str, seed: int) -> list[Any]:
@@ -92,6 +92,12 @@ def read_archs(path: str, table: Any) -> list[Any]:
     return list(dict.fromkeys(archs))
 
 
+def torch_threads() -> int | None:
+    """The intra-op thread count scoring ran with (None where torch was never imported)."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
 def _write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields)
@@ -121,55 +127,47 @@ def _scatter(path: Path, rows: list[dict[str, Any]], names: list[str], truth_col
         ax.set_ylabel("benchmark accuracy (%)")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_writer(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
     return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from genas.benchmarks import column_name, load_nb201_table
-    from genas.benchmarks.ranking import parse_topk, rank_report
-    from genas.distributed import resolve_device
-    from scorers import ScoringContext, cached_scores, create_scorers, load_plugin, origin_of
+    args, overrides = parse_args(_parser(), argv)
+    import scorers.config  # noqa: F401  (each stage registers its config sections)
+    import supernet.config  # noqa: F401,F811
+    from analysis.ranking import parse_topk, rank_report
+    from genas.tables import column_name, load_nb201_table
+    from scorers import ScoringContext, create_scorers
+    from scorers.combine import parse_expression
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    rest, overrides = split_overrides(argv)
-    args = _parser().parse_args(rest)
     exprs = [e.strip() for item in args.scorer for e in item.split(",") if e.strip()]
-    for plugin in args.plugin:
-        load_plugin(plugin)
-    table = load_nb201_table(args.table)
-    if args.table:  # the `nb201` oracle scorer reads the same table
-        os.environ.setdefault("GENAS_NB201_TABLE", str(args.table))
+    load_plugins(args.plugin)
     column_name(args.dataset, args.metric, args.epochs)  # check the names before any work
-    base = Run(args.supernet).read_config() if args.supernet else None
+    overrides.append(("score.scorer", ",".join(exprs)))
+    if args.table and any(t.name.removeprefix("na:") == "nb201" for e in exprs for t in parse_expression(e)):
+        overrides.append(("score.options.nb201.table", str(args.table)))  # the oracle reads the same table
+    base = Run(args.supernet).read_config() if args.supernet and not args.check else None
     cfg = load_config(None, overrides, base=base)
-    scorers = create_scorers(exprs, **cfg.score.options)
+    if checked(args, "rank_nb201.py command line and config"):
+        return 0
+    if args.supernet and cfg.supernet.space != "nb201":
+        raise ConfigError(f"rank_nb201 needs an NB201 supernet; {args.supernet} was trained on space {cfg.supernet.space!r}")
+    table = load_nb201_table(args.table)
+    chosen = create_scorers(exprs, **cfg.score.options)
     archs = read_archs(args.archs, table) if args.archs else sample_archs(args.sample, args.seed)
     parse_topk(args.topk, len(archs))
-    needs_net = any(s.needs.supernet for s in scorers)
-    device = resolve_device(cfg.run.device)
-    if needs_net:
-        if not args.supernet:
-            raise NotTrainedError("these scorers need a trained NB201 supernet: pass --supernet RUN_DIR "
-                                  "(train one with `python tools/train_supernet.py`)")  # fmt: skip
-        if cfg.supernet.space != "nb201":
-            raise ConfigError(f"rank_nb201 needs an NB201 supernet; {args.supernet} was trained on space {cfg.supernet.space!r}")
-        sc = cfg.score
-        ctx = ScoringContext.from_run(args.supernet, checkpoint=sc.checkpoint, device=device, bn_batches=sc.bn_batches,
-                                      bn_batch_size=sc.bn_batch_size, bn_momentum=sc.bn_momentum,
-                                      eval_batches=sc.eval_batches, eval_batch_size=sc.eval_batch_size, seed=args.seed,
-                                      data=any(s.needs.data for s in scorers))  # fmt: skip
-    else:
-        ctx = ScoringContext.for_space("nb201", seed=args.seed)
     root = Path(args.supernet) if args.supernet else Path(cfg.run.root)
     out = Path(args.out) if args.out else root / f"rank-nb201-{args.dataset}-n{len(archs)}-s{args.seed}"
-    scores_path = out / "scores.csv"
-    if scores_path.exists() and not args.resume:
+    check_writable_dir(out, "--out")
+    if (out / "scores.csv").exists() and not args.resume:
         raise ConfigError(f"{out} already holds ranking results; pass --resume to continue them or --out DIR")
-    names = [s.name for s in scorers]
+    rt = start_runtime(cfg)
+    ctx = ScoringContext.from_config(cfg.score, args.supernet, device=rt.device, seed=args.seed, scorers=chosen,
+                                     space="nb201", data=cfg.data, network=cfg.supernet)  # fmt: skip
+    scores_path = out / "scores.csv"
+    names = [s.name for s in chosen]
     truth_col = "nb201_" + column_name(args.dataset, args.metric, args.epochs)  # never clashes with a scorer name
     fields = ["index", "arch", truth_col, *names]
     acc = table.accuracy(archs, dataset=args.dataset, metric=args.metric, epochs=args.epochs)
@@ -179,32 +177,49 @@ def main(argv: Sequence[str] | None = None) -> int:
             done = {r["arch"]: r for r in csv.DictReader(fh) if all(r.get(n) not in (None, "") for n in names)}
     rows: list[dict[str, Any]] = []
     out.mkdir(parents=True, exist_ok=True)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     last_save = time.monotonic()
-    with Progress(TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-                  TimeRemainingColumn(), disable=not cfg.run.progress) as bar:  # fmt: skip
-        task = bar.add_task("score", total=len(archs))
-        for arch, a in zip(archs, acc):
+    # wall and CPU time per scorer (work shared between proxies: the first pays); the CPU time is
+    # the process's, so it holds when the process is paused or shares its cores
+    seconds, cpu, scored = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0.0), 0
+    every = max(1, len(archs) // 10)
+    with Progress("scoring", len(archs), enabled=cfg.run.progress) as bar:
+        for i, (arch, a) in enumerate(zip(archs, acc), start=1):
             key = str(arch)
             if key in done:
                 rows.append({f: done[key][f] for f in fields})
             else:
                 row = {"index": table.index_of(arch), "arch": key, truth_col: float(a)}
-                for s in scorers:
-                    row[s.name] = float(cached_scores(s, [arch], ctx, origin_of(s.name))[0])
+                for s in chosen:
+                    start, start_cpu = time.perf_counter(), time.process_time()
+                    row[s.name] = float(ctx.score(s, [arch])[0])
+                    seconds[s.name] += time.perf_counter() - start
+                    cpu[s.name] += time.process_time() - start_cpu
                 rows.append(row)
+                scored += 1
                 if time.monotonic() - last_save > 20:
                     _write_csv(scores_path, rows, fields)
                     last_save = time.monotonic()
-            bar.advance(task)
+            bar.update(i)
+            if i % every == 0 or i == len(archs):
+                bar.line(f"scored {i}/{len(archs)} architectures", i)
     _write_csv(scores_path, rows, fields)
     truth = np.array([float(r[truth_col]) for r in rows])
     reports = {n: rank_report([float(r[n]) for r in rows], truth, args.topk).as_dict() for n in names}
+    for n in names:
+        values = np.array([float(r[n]) for r in rows])
+        finite = values[np.isfinite(values)]
+        if finite.size < len(values) or finite.max() == finite.min():
+            bad = len(values) - finite.size
+            why = f"{bad} of {len(values)} scores are not finite" if bad else f"all {len(values)} scores equal {finite[0]:.6g}"
+            print(f"warning: scorer {n!r}: {why}; its tau says nothing about ranking", file=sys.stderr)
+    # the times average over the architectures scored in this call (a --resume reuses the others)
     summary = {"table_column": column_name(args.dataset, args.metric, args.epochs), "sample": len(rows), "seed": args.seed,
                "supernet": args.supernet, "checkpoint": ctx.metadata.get("checkpoint"),
                "budget": {k: v for k, v in cfg.to_dict()["score"].items() if k not in ("scorer", "options", "plugins")},
-               "scorers": {s.name: s.options() for s in scorers}, "results": reports}  # fmt: skip
+               "scorers": {s.name: s.options() for s in chosen}, "results": reports,
+               "seconds_per_arch": {n: seconds[n] / scored for n in names} if scored else None,
+               "cpu_seconds_per_arch": {n: cpu[n] / scored for n in names} if scored else None,
+               "timed_archs": scored, "threads": torch_threads()}  # fmt: skip
     atomic_write_json(out / "summary.json", summary)
     plotted = _scatter(out / "scatter.png", rows, names, truth_col, reports, f"NB201 {summary['table_column']}, n = {len(rows)}")
     from rich.console import Console
@@ -218,5 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for n, r in reports.items():
         t.add_row(n, *[f"{r[c]:.4f}" for c in cols])
     Console().print(t)
+    if scored:
+        print("seconds per architecture (wall / CPU): " + ", ".join(f"{n} {seconds[n] / scored:.3g} / {cpu[n] / scored:.3g}" for n in names))
     print(f"results in {out}" + ("" if plotted else " (install matplotlib for scatter.png)"))
     return 0

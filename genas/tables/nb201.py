@@ -143,7 +143,14 @@ class NB201Table:
         path = Path(path)
         if not path.is_file():
             raise DataNotFoundError(f"NAS-Bench-201 table not found: {path}")
-        with path.open(newline="") as fh:
+        try:
+            return cls._read_csv(path)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ConfigError(f"NB201 table {path} is not a text CSV file ({type(exc).__name__}); give the table CSV") from None
+
+    @classmethod
+    def _read_csv(cls, path: Path) -> NB201Table:
+        with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.reader(fh)
             header = [h.strip() for h in next(reader, [])]
             acc_cols = _check_header(header, path)
@@ -340,7 +347,17 @@ def load_nb201_table(path: str | os.PathLike | None = None) -> NB201Table:
         raise DataNotFoundError(f"NAS-Bench-201 table not found: {p} (from {where})")
     if p.is_file() and p.suffix.lower() == ".csv":
         return NB201Table.from_csv(p)
+    if not _api_available():
+        what = "a directory" if p.is_dir() else "not a .csv file"
+        raise DataNotFoundError(f"NB201 table {p} is {what}; give the table CSV (e.g. nb201_accuracy.csv), or install "
+                                "the official API (pip install nats_bench) to read a benchmark file or directory")  # fmt: skip
     return NB201Table.from_api(p)
+
+
+def _api_available() -> bool:
+    import importlib.util
+
+    return any(importlib.util.find_spec(m) is not None for m in ("nats_bench", "nas_201_api"))
 
 
 def genes_to_codes(genes: Any) -> np.ndarray:

@@ -121,43 +121,28 @@ class TrainToThresholdSource:
 
     def _train(self, model: Any) -> tuple[int, float, bool]:
         import torch
-        import torch.nn.functional as F
+
+        from genas.training import train_epoch
 
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.max_epochs)
         mean_loss = float("inf")
         for epoch in range(1, self.max_epochs + 1):
-            model.train()
-            total, count = 0.0, 0
-            for inputs, targets in self.train_loader:
-                inputs, targets = inputs.to(self.device), targets.to(self.device)
-                opt.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(inputs), targets)
-                loss.backward()
-                if self.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
-                opt.step()
-                total += float(loss.detach()) * len(targets)
-                count += len(targets)
+            try:
+                mean_loss = train_epoch(model, self.train_loader, opt, grad_clip=self.grad_clip, device=self.device)["loss"]
+            except ConfigError:
+                raise ConfigError("the train_loader of TrainToThresholdSource yielded no batch") from None
             sched.step()
-            if count == 0:
-                raise ConfigError("the train_loader of TrainToThresholdSource yielded no batch")
-            mean_loss = total / count
             if mean_loss < self.loss_threshold:
                 return epoch, mean_loss, True
         return self.max_epochs, mean_loss, False
 
     def _accuracy(self, model: Any) -> float:
-        import torch
+        from genas.training import evaluate
 
         model.eval()
-        correct, count = 0, 0
-        with torch.no_grad():
-            for inputs, targets in self.valid_loader:
-                inputs, targets = inputs.to(self.device), targets.to(self.device)
-                correct += int((model(inputs).argmax(dim=1) == targets).sum())
-                count += len(targets)
-        if count == 0:
-            raise ConfigError("the valid_loader of TrainToThresholdSource yielded no batch")
-        return 100.0 * correct / count
+        try:
+            return 100.0 * evaluate(model, self.valid_loader, device=self.device)[1]
+        except ConfigError:
+            raise ConfigError("the valid_loader of TrainToThresholdSource yielded no batch") from None

@@ -18,11 +18,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genas.benchmarks import NB201Table, load_nb201_table, normalize_dataset
-from genas.cli import ArgumentParser
+from genas.tables import NB201Table, load_nb201_table, normalize_dataset
+from genas.cli import ArgumentParser, add_check, checked, load_plugins, parse_args, start_runtime
+from genas.config import load_config
 from genas.errors import ConfigError
-from genas.io import atomic_write_json, atomic_write_text
-from genas.landscape import (
+from genas.io import atomic_write_json, atomic_write_text, check_writable_dir
+from analysis.landscape import (
     DATASET_NAMES,
     PAPER_KS,
     PAPER_PAIRS,
@@ -105,7 +106,7 @@ def cmd_neighbourhood(args: argparse.Namespace) -> int:
 
 
 def _plot_hist(table: NB201Table, ds: str, results: list[KSResult], out: Path, args: argparse.Namespace) -> Path:
-    from genas.landscape.plots import plot_neighborhood_histograms
+    from analysis.landscape.plots import plot_neighborhood_histograms
 
     path = out / f"neighbourhood_{ds}.png"
     whole = table.column(ds, args.metric, args.epochs)
@@ -115,10 +116,9 @@ def _plot_hist(table: NB201Table, ds: str, results: list[KSResult], out: Path, a
 
 # ---- path ------------------------------------------------------------------------------
 def _arch(table: NB201Table, text: str):
-    try:
-        return table.arch(int(text))
-    except ValueError:
-        return NB201Space().parse(text)
+    if text.strip().lstrip("+-").isdigit():
+        return table.arch(int(text))  # an index out of range says so
+    return NB201Space().parse(text)
 
 
 def cmd_path(args: argparse.Namespace) -> int:
@@ -140,7 +140,7 @@ def cmd_path(args: argparse.Namespace) -> int:
     by_dataset: dict[str, dict[str, AccuracyPath]] = {}
     for ds in datasets:
         pairs = PAPER_PAIRS[ds] if args.pairs else {"a-b": (args.a, args.b)}
-        source = ScorerSource.from_run(args.scorer, args.supernet) if args.scorer else TableSource(table, ds, args.metric, args.epochs)
+        source = _scorer_source(args) if args.scorer else TableSource(table, ds, args.metric, args.epochs)
         paths: dict[str, AccuracyPath] = {}
         for name, (ia, ib) in pairs.items():
             a, b = _arch(table, str(ia)), _arch(table, str(ib))
@@ -168,8 +168,20 @@ def cmd_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scorer_source(args: argparse.Namespace) -> ScorerSource:
+    """``--scorer`` on ``--supernet``, with the run's config, every ``--score.*`` override and ``--plugin``."""
+    import scorers.config  # noqa: F401  (registers the score section)
+    import supernet.config  # noqa: F401
+    from genas.runs import Run
+
+    load_plugins(args.plugin)
+    cfg = load_config(None, [*args.overrides, ("score.scorer", args.scorer)], base=Run(args.supernet).read_config())
+    rt = start_runtime(cfg)
+    return ScorerSource.from_config(cfg.score, args.supernet, device=rt.device, seed=cfg.run.seed)
+
+
 def _plot_paths(paths: dict[str, AccuracyPath], ds: str, out: Path, args: argparse.Namespace) -> Path:
-    from genas.landscape.plots import plot_accuracy_paths
+    from analysis.landscape.plots import plot_accuracy_paths
 
     path = out / f"paths_{ds}.png"
     plot_accuracy_paths(paths, path, title=f"{DATASET_NAMES[ds]}: accuracy paths")
@@ -204,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--metric", default="test", choices=["test", "valid"], help="accuracy column (default test)")
     common.add_argument("--epochs", default=200, type=int, choices=[200, 12], help="training schedule (default 200)")
     common.add_argument("--out", help="directory for CSV/JSON results and PNG figures")
+    add_check(common)
 
     nb = sub.add_parser("neighbourhood", aliases=["neighborhood"], parents=[common],
                         help="KS statistic of tier neighbourhoods vs the whole space (paper Table 8)")  # fmt: skip
@@ -220,14 +233,22 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--form", default="paper", choices=BARRIER_FORMS, help="barrier form (default: paper eq. 9)")
     pa.add_argument("--scorer", help="use a registered scorer (e.g. accuracy) on --supernet instead of the table")
     pa.add_argument("--supernet", metavar="RUN_DIR", help="trained NB201 supernet run for --scorer")
+    pa.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE", help="load scorer plugins")
     pa.set_defaults(func=cmd_path)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, overrides = parse_args(build_parser(), argv)
+    args.overrides = overrides
+    if overrides and not getattr(args, "scorer", None):
+        raise ConfigError(f"--{overrides[0][0]} applies to a scorer; it needs `path --scorer NAME --supernet RUN_DIR`")
     if getattr(args, "radius", None) and any(r < 1 or r > 6 for r in args.radius):
         raise ConfigError(f"--radius must lie in 1..6 (NB201 has 6 edges), got {' '.join(map(str, args.radius))}")
     if getattr(args, "bins", 0) < 0:
         raise ConfigError(f"--bins must be 0 (no figures) or a positive number of bins, got {args.bins}")
+    if args.out:
+        check_writable_dir(args.out, "--out")  # before the work, not after it
+    if checked(args, f"landscape.py {args.command} command line"):
+        return 0
     return args.func(args)

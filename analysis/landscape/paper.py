@@ -1,6 +1,6 @@
 """Reference settings and figures of the A2M paper's NB201 landscape study (SPEC 1.3).
 
-Dataset keys are the canonical ones of :func:`genas.benchmarks.normalize_dataset`.
+Dataset keys are the canonical ones of :func:`genas.tables.normalize_dataset`.
 """
 
 from __future__ import annotations

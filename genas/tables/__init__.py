@@ -3,13 +3,13 @@
 genas never vendors a benchmark table; see :func:`load_nb201_table` for how a path is resolved.
 
 Example:
-    >>> from genas.benchmarks import load_nb201_table  # doctest: +SKIP
+    >>> from genas.tables import load_nb201_table  # doctest: +SKIP
     >>> table = load_nb201_table("nb201_accuracy.csv")  # doctest: +SKIP
     >>> table.accuracy(table.arch(6111), dataset="cifar10")  # doctest: +SKIP
     94.3733
 """
 
-from genas.benchmarks.nb201 import (
+from genas.tables.nb201 import (
     ACCURACY_COLUMNS,
     NB201_INDEX_RANGE,
     NB201_TABLE_ENV,

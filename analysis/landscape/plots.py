@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from genas.io import atomic_writer
-from genas.landscape.paths import AccuracyPath
-from genas.landscape.stats import KSResult
+from analysis.landscape.paths import AccuracyPath
+from analysis.landscape.stats import KSResult
 
 __all__ = ["plot_neighborhood_histograms", "plot_accuracy_paths"]
 

@@ -5,14 +5,14 @@ callable ``source(archs) -> np.ndarray`` (:class:`TableSource`, :class:`Callable
 :class:`TrainToThresholdSource`, or a supernet scorer).
 
 Example:
-    >>> from genas.benchmarks import load_nb201_table  # doctest: +SKIP
-    >>> from genas.landscape import TableSource, accuracy_path, path_tree
+    >>> from genas.tables import load_nb201_table  # doctest: +SKIP
+    >>> from analysis.landscape import TableSource, accuracy_path, path_tree
     >>> table = load_nb201_table()  # doctest: +SKIP
     >>> tree = path_tree(table.arch(81), table.arch(1459))  # doctest: +SKIP
     >>> accuracy_path(tree, TableSource(table, "cifar10")).barrier().raw  # doctest: +SKIP
 """
 
-from genas.landscape.neighborhood import (
+from analysis.landscape.neighborhood import (
     NeighborTree,
     nb201_neighbor_codes,
     nb201_neighborhood_size,
@@ -22,10 +22,10 @@ from genas.landscape.neighborhood import (
     sample_tree_neighbors,
     single_moves,
 )
-from genas.landscape.paper import DATASET_NAMES, PAPER_KS, PAPER_MODEL_ACCURACY, PAPER_PAIRS, PAPER_TIERS
-from genas.landscape.paths import BARRIER_FORMS, AccuracyPath, Barrier, PathTree, accuracy_path, barrier, path_tree
-from genas.landscape.sources import AccuracySource, CallableSource, ScorerSource, TableSource, evaluate
-from genas.landscape.stats import (
+from analysis.landscape.paper import DATASET_NAMES, PAPER_KS, PAPER_MODEL_ACCURACY, PAPER_PAIRS, PAPER_TIERS
+from analysis.landscape.paths import BARRIER_FORMS, AccuracyPath, Barrier, PathTree, accuracy_path, barrier, path_tree
+from analysis.landscape.sources import AccuracySource, CallableSource, ScorerSource, TableSource, evaluate
+from analysis.landscape.stats import (
     KSResult,
     ks_statistic,
     neighborhood_accuracies,
@@ -35,7 +35,7 @@ from genas.landscape.stats import (
     select_tier,
     tier_ks,
 )
-from genas.landscape.training import TrainRecord, TrainToThresholdSource
+from analysis.landscape.training import TrainRecord, TrainToThresholdSource
 
 __all__ = [
     # sources

@@ -1,0 +1,116 @@
+"""The ``search`` config section: which search algorithm, its own options, and the resource budget.
+
+The keys of the section are ``algorithm``, ``max_params``, ``max_flops`` and the options of the
+chosen algorithm, named as its ``__init__`` names them and limited by its ``constraints`` table
+(``--search.cycles 500`` for ``rea``, ``--search.topk 10`` for ``evolution``).  Changing the
+algorithm in a later layer (``--search.algorithm rea`` over a YAML file written for ``evolution``)
+drops the earlier layer's options that the new algorithm does not take; an option given in the
+same layer as the algorithm that it does not take is an error naming the options it does take.
+
+Example:
+    >>> from genas.config import load_config
+    >>> cfg = load_config("quickstart", ["--search.algorithm", "rea", "--search.cycles", "500"])
+    >>> cfg.search.algorithm, cfg.search.population, cfg.search.cycles
+    ('rea', 30, 500)
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any, ClassVar
+
+from genas.config import Section, config_section
+from genas.errors import ConfigError
+from genas.parsing import coerce, parse_scalar
+from genas.validation import Interval, Nullable, check_params
+
+__all__ = ["SearchConfig"]
+
+_COMMON = {"max_params": Nullable(Interval(float, 0.0, None, "neither")),
+           "max_flops": Nullable(Interval(float, 0.0, None, "neither"))}  # fmt: skip
+
+
+def _algorithm_class(name: str) -> type:
+    from evolution.base import ALGORITHMS, _load_builtin
+
+    _load_builtin()
+    return ALGORITHMS.get(name)
+
+
+@config_section("search")
+class SearchConfig(Section):
+    """Architecture search over the trained supernet (SPEC section 4 defaults).
+
+    Args:
+        algorithm: A registered search algorithm (``evolution``, ``rea``, ``random``, plugins).
+        max_params: Budget in millions of parameters (None: no limit).
+        max_flops: Budget in MFLOPs (None: no limit).
+        **options: The algorithm's own options (checked against its ``constraints``).
+    """
+
+    set_first: ClassVar[tuple[str, ...]] = ("algorithm",)
+
+    def __init__(self, algorithm: str = "evolution", max_params: float | None = None, max_flops: float | None = None,
+                 **options: Any) -> None:  # fmt: skip
+        self.__dict__.update(algorithm=algorithm, max_params=max_params, max_flops=max_flops, options={})
+        _algorithm_class(algorithm)
+        for key, value in options.items():
+            self.set(key, value, from_cli=False)
+
+    # ---- keys ------------------------------------------------------------------------------
+    def algorithm_options(self) -> dict[str, Any]:
+        """The chosen algorithm's options: its defaults, overridden by what was set."""
+        return {**_algorithm_class(self.algorithm).option_defaults(), **self.options}
+
+    def keys(self) -> list[str]:
+        return ["algorithm", *_COMMON, *_algorithm_class(self.algorithm).option_defaults()]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in ("algorithm", "options"):
+            raise AttributeError(name)
+        opts = self.algorithm_options()
+        if name in opts:
+            return opts[name]
+        raise AttributeError(f"search algorithm {self.algorithm!r} has no option {name!r}")
+
+    def set(self, key: str, value: Any, from_cli: bool) -> None:
+        if from_cli and isinstance(value, str) and key != "algorithm":
+            value = parse_scalar(value)
+        if key == "algorithm":
+            value = coerce(value, str, "search.algorithm")
+            cls = _algorithm_class(value)  # unknown name: one line with a suggestion, at load
+            taken = cls.option_defaults()
+            self.__dict__["options"] = {k: v for k, v in self.options.items() if k in taken}
+            self.__dict__["algorithm"] = value
+            return
+        if key in _COMMON:
+            self.__dict__[key] = coerce(value, float | None, f"search.{key}")
+            return
+        cls = _algorithm_class(self.algorithm)
+        taken = cls.option_defaults()
+        if key not in taken:
+            raise ConfigError(f"search algorithm {self.algorithm!r} takes no option {key!r}; its options: "
+                              f"{', '.join(sorted(taken))} (and algorithm, max_params, max_flops)")  # fmt: skip
+        hint = typing.get_type_hints(cls.__init__).get(key, Any)
+        self.options[key] = coerce(value, hint, f"search.{key}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.set(name, value, from_cli=False)
+
+    # ---- checks and records -----------------------------------------------------------------
+    def validate(self) -> SearchConfig:
+        checked = check_params("search", _COMMON, {k: self.__dict__[k] for k in _COMMON})
+        self.__dict__.update(checked)
+        cls = _algorithm_class(self.algorithm)
+        cls.check_options(self.algorithm_options(), owner="search")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"algorithm": self.algorithm, "max_params": self.max_params, "max_flops": self.max_flops,
+                **self.algorithm_options()}  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SearchConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return "SearchConfig(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"

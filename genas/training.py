@@ -1,0 +1,115 @@
+"""The plain training and evaluation loops every stage shares for standalone networks.
+
+:func:`train_epoch` runs one epoch of cross-entropy training (optional gradient clipping and an
+auxiliary-head loss) and :func:`evaluate` the mean loss and top-1 of a model over batches, both
+summing per image on the device and syncing once at the end.  Subnet scoring (``scorers``), the
+landscape's train-to-threshold source (``analysis.landscape``) and retraining (``export``) call
+these instead of writing their own loops; SPOS supernet training (``supernet.train``) has its own
+step because a step there samples a path.
+
+Example:
+    >>> import torch
+    >>> model = torch.nn.Linear(4, 3)
+    >>> batches = [(torch.randn(8, 4), torch.randint(0, 3, (8,))) for _ in range(2)]
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> stats = train_epoch(model, batches, opt)
+    >>> sorted(stats), 0.0 <= evaluate(model, batches)[1] <= 1.0
+    (['accuracy', 'images', 'loss'], True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genas.errors import ConfigError, TrainingDivergedError
+
+__all__ = ["train_epoch", "evaluate"]
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def train_epoch(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    optimizer: torch.optim.Optimizer,
+    *,
+    grad_clip: float | None = None,
+    device: torch.device | str | None = None,
+    aux_weight: float = 0.0,
+    before_step: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """One epoch of cross-entropy training; returns the mean loss, top-1 (fraction) and image count.
+
+    Args:
+        model: In train mode for the epoch; ``model(x)`` returns logits, or ``(logits, aux_logits)``
+            when it has an auxiliary head (DARTS), whose loss is added with ``aux_weight``.
+        batches: ``(inputs, targets)`` pairs (moved to ``device`` if given).
+        optimizer: Steps once per batch.
+        grad_clip: Clip the gradient norm to this value (None: no clipping).
+        device: Where the batches go (None: where they are).
+        aux_weight: Weight of the auxiliary loss.
+        before_step: Called with the batch index before each step (e.g. to set the learning rate).
+
+    Raises:
+        TrainingDivergedError: The loss became NaN or infinite.
+        ConfigError: ``batches`` yielded nothing.
+    """
+    model.train()
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    correct = torch.zeros((), dtype=torch.long)
+    n = 0
+    for i, (x, y) in enumerate(batches):
+        if device is not None:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if before_step is not None:
+            before_step(i)
+        optimizer.zero_grad(set_to_none=True)
+        out = model(x)
+        logits, aux = out if isinstance(out, tuple) else (out, None)
+        loss = F.cross_entropy(logits.float(), y)
+        if aux is not None and aux_weight:
+            loss = loss + aux_weight * F.cross_entropy(aux.float(), y)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+        with torch.no_grad():
+            loss_sum = loss_sum.to(loss.device) + loss.detach().double() * y.numel()
+            correct = correct.to(y.device) + (logits.argmax(1) == y).sum()
+        n += y.numel()
+    if n == 0:
+        raise ConfigError("train_epoch: the batches yielded nothing (an empty split, or a batch larger than it?)")
+    mean = loss_sum.item() / n
+    if mean != mean or mean in (float("inf"), float("-inf")):
+        raise TrainingDivergedError("training diverged: the epoch's loss is NaN or infinite; lower the learning rate "
+                                    "or clip gradients")  # fmt: skip
+    return {"loss": mean, "accuracy": correct.item() / n, "images": n}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable[Batch], device: torch.device | str | None = None) -> tuple[float, float]:
+    """(mean cross-entropy, top-1 as a fraction) of ``model`` over ``batches``, summed per image.
+
+    The model is evaluated as it is (call ``model.eval()`` first for eval-mode BN); only the main
+    logits of a model with an auxiliary head count.
+    """
+    loss = torch.zeros((), dtype=torch.float64)
+    correct = torch.zeros((), dtype=torch.long)
+    n = 0
+    for x, y in batches:
+        if device is not None:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        out = model(x)
+        logits = out[0] if isinstance(out, tuple) else out
+        loss = loss.to(y.device) + F.cross_entropy(logits.float(), y, reduction="sum").double()
+        correct = correct.to(y.device) + (logits.argmax(1) == y).sum()
+        n += y.numel()
+    if n == 0:
+        raise ConfigError("evaluate: the batches yielded nothing")
+    return loss.item() / n, correct.item() / n

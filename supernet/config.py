@@ -1,0 +1,73 @@
+"""The supernet stage's config sections: ``supernet`` (space and shape) and ``train`` (SPOS training).
+
+Registered when :mod:`supernet` is imported; see :mod:`genas.config` for how sections are assembled.
+
+Example:
+    >>> from genas.config import load_config
+    >>> load_config(None, ["--train.epochs", "3", "--supernet.space", "darts"]).supernet.space
+    'darts'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from genas.config import Section, config_section
+from genas.errors import ConfigError
+from genas.validation import Boolean, Interval, Nullable, OneOf
+
+__all__ = ["SupernetConfig", "TrainConfig", "UNSAMPLED_UPDATES", "STEPS"]
+
+UNSAMPLED_UPDATES = ("decay", "freeze")
+STEPS = ("eager", "graph")
+
+
+@config_section("supernet")
+@dataclass
+class SupernetConfig(Section):
+    """Search space and supernet shape (``None`` keeps the space's default)."""
+
+    space: str = "nb201"
+    channels: int = 16
+    layers: int | None = None  # NB201: cells per stage (5); DARTS: total cells (8)
+    affine: bool | None = None  # NB201: False (RLNAS); DARTS: True (GeNAS)
+    track_running_stats: bool = True
+    stem_multiplier: int | None = None  # DARTS only (3)
+
+    constraints: ClassVar[dict[str, Any]] = {
+        "space": OneOf(("darts", "nb201")), "channels": Interval(int, 1, 4096), "layers": Nullable(Interval(int, 1, 1000)),
+        "affine": Nullable(Boolean()), "track_running_stats": Boolean(), "stem_multiplier": Nullable(Interval(int, 1, 64)),
+    }  # fmt: skip
+
+    def check(self) -> None:
+        if self.stem_multiplier is not None and self.space != "darts":
+            raise ConfigError("The 'stem_multiplier' parameter of supernet applies only to space 'darts'.")
+
+
+@config_section("train")
+@dataclass
+class TrainConfig(Section):
+    """SPOS supernet training (SGD, cosine schedule from lr to lr_min)."""
+
+    epochs: int = 250
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    grad_clip: float | None = None
+    amp: str = "none"  # none | bf16 (CUDA)
+    channels_last: bool = True
+    unsampled_update: str = "decay"  # decay (reference code: zero-filled grads) | freeze (None grads)
+    step: str = "eager"  # eager (the reference) | graph (masked path, one CUDA graph per step)
+    step_fallback: bool = True  # graph on a configuration it cannot capture: eager with a warning (else an error)
+
+    constraints: ClassVar[dict[str, Any]] = {
+        "epochs": Interval(int, 1, 100_000), "lr": Interval(float, 0.0, 100.0, "right"),
+        "lr_min": Interval(float, 0.0, "lr"), "momentum": Interval(float, 0.0, 1.0, "left"),
+        "nesterov": Boolean(), "weight_decay": Interval(float, 0.0, 1.0),
+        "grad_clip": Nullable(Interval(float, 0.0, None, "neither")), "amp": OneOf(("bf16", "none")),
+        "channels_last": Boolean(), "unsampled_update": OneOf(UNSAMPLED_UPDATES), "step": OneOf(STEPS),
+        "step_fallback": Boolean(),
+    }  # fmt: skip

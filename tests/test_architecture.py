@@ -1,0 +1,91 @@
+"""The house is one-way: which top-level package may import which (``docs/architecture.md``).
+
+Read from the source (every ``import``, ``from ... import`` and ``importlib.import_module("...")``
+string, at module level or inside a function), so a lazy import downstream cannot hide.  And the
+fast paths: ``--help`` of every command and ``--list-scorers`` import no torch.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+STAGES = ("genas", "supernet", "scorers", "evolution", "differentiable", "export", "analysis", "genas_cli")
+
+#: package -> the packages it may import (besides itself and third-party code)
+ALLOWED = {
+    "genas": set(),
+    "supernet": {"genas"},
+    "scorers": {"genas", "supernet"},
+    "evolution": {"genas", "supernet", "scorers"},
+    "differentiable": {"genas", "supernet"},
+    "export": {"genas", "supernet"},
+    "analysis": {"genas", "supernet", "scorers"},
+    "genas_cli": set(STAGES),
+}
+
+
+def imported_packages(path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
+            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                names.add(node.args[0].value)
+    return {n.split(".")[0] for n in names} & set(STAGES)
+
+
+def edges() -> dict[str, dict[str, set[str]]]:
+    out: dict[str, dict[str, set[str]]] = {}
+    for pkg in STAGES:
+        for path in sorted((REPO / pkg).rglob("*.py")) if (REPO / pkg).is_dir() else []:
+            for target in imported_packages(path) - {pkg}:
+                out.setdefault(pkg, {}).setdefault(target, set()).add(str(path.relative_to(REPO)))
+    return out
+
+
+def test_imports_flow_one_way():
+    bad = [f"{pkg} -> {target} ({', '.join(sorted(files))})" for pkg, targets in edges().items()
+           for target, files in targets.items() if target not in ALLOWED[pkg]]  # fmt: skip
+    assert not bad, "imports against the flow of docs/architecture.md:\n" + "\n".join(bad)
+
+
+def test_the_edge_parser_sees_lazy_and_string_imports(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("def f():\n    from scorers import x\n    import importlib\n    importlib.import_module('evolution.cli')\n")
+    assert imported_packages(f) == {"scorers", "evolution"}
+
+
+def _imports_torch(*args: str) -> bool:
+    code = ("import runpy, sys; sys.argv = {argv!r}\ntry:\n    runpy.run_path({tool!r}, run_name='__main__')\n"
+            "except SystemExit:\n    pass\nprint('TORCH' if 'torch._C' in sys.modules else 'NO-TORCH')")  # fmt: skip
+    tool = str(REPO / "tools" / args[0])
+    proc = subprocess.run([sys.executable, "-c", code.format(argv=[tool, *args[1:]], tool=tool)], capture_output=True,
+                          text=True, cwd=REPO, timeout=600)  # fmt: skip
+    assert proc.stdout.strip().splitlines()[-1] in ("TORCH", "NO-TORCH"), proc.stdout + proc.stderr
+    return proc.stdout.strip().splitlines()[-1] == "TORCH"
+
+
+@pytest.mark.parametrize("tool", sorted(p.name for p in (REPO / "tools").glob("*.py")))
+def test_help_imports_no_torch(tool):
+    assert not _imports_torch(tool, "--help")
+
+
+def test_list_scorers_imports_no_torch():
+    assert not _imports_torch("evolve.py", "--list-scorers")
+
+
+def test_genas_version_and_help_import_no_torch():
+    code = ("import sys\nfrom genas_cli.commands import main\nmain(['--version'])\nmain(['--help'])\n"
+            "print('TORCH' if 'torch._C' in sys.modules else 'NO-TORCH')")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.stdout.splitlines()[0].startswith("genas ") and proc.stdout.strip().endswith("NO-TORCH"), proc.stdout

@@ -1,0 +1,163 @@
+"""Every class of bad input, in every command that reads it: one ``error:`` line, exit 2, no traceback,
+and the directory listing unchanged (issue 10).
+
+The cases run in-process through :func:`genas.cli.run_cli` (what ``tools/*.py`` run), which keeps the
+table cheap; ``test_a_real_process_gives_one_line`` checks the same contract on a real process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from genas.cli import run_cli
+from tests.conftest import REPO, TINY_TRAIN
+
+TRAIN = ("train", "supernet.cli")
+EVOLVE = ("evolve", "evolution.cli")
+RANK = ("rank", "analysis.rank_cli")
+LANDSCAPE = ("landscape", "analysis.landscape.cli")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Bad files of every kind, made once."""
+    d = tmp_path_factory.mktemp("bad")
+    rng = np.random.default_rng(0)
+    (d / "random.bin").write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    (d / "latin1.yaml").write_bytes("train:\n  epochs: 3 # \xe9t\xe9\n".encode("latin-1"))
+    (d / "list.yaml").write_text("- 1\n- 2\n")
+    (d / "a_dir").mkdir()
+    (d / "a_file").write_text("x")
+    (d / "random.npz").write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    x = rng.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8)
+    np.savez(d / "neg_labels.npz", x_train=x, y_train=np.r_[-1, np.zeros(39, int)], x_test=x, y_test=np.zeros(40, int))
+    (d / "random.csv").write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    (d / "archs.txt").write_text("|nor_conv_3x3~0|+|bogus|\n")
+    return d
+
+
+def cases(files, tiny_run):
+    f, long_name = files, "n" * 300
+    return [
+        # files that are not what they claim, directories where a file is expected
+        (TRAIN, ["--config", f / "random.bin"], "config file"),
+        (TRAIN, ["--config", f / "latin1.yaml"], "not a text (UTF-8) YAML"),
+        (TRAIN, ["--config", f / "list.yaml"], "must hold a mapping"),
+        (TRAIN, ["--config", f / "a_dir"], "is a directory"),
+        (TRAIN, ["--data.dataset", "npz", "--data.root", f / "random.npz"], "random.npz"),
+        (TRAIN, ["--data.dataset", "npz", "--data.root", f / "a_dir"], "a_dir"),
+        (EVOLVE, ["--config", f / "random.bin", "--supernet", tiny_run], "config file"),
+        (RANK, ["--scorer", "nb201", "--table", f / "random.csv"], "random.csv"),
+        (RANK, ["--scorer", "nb201", "--table", f / "a_dir"], "a_dir"),
+        (LANDSCAPE, ["path", "--a", "1", "--b", "2", "--table", f / "random.csv"], "random.csv"),
+        (LANDSCAPE, ["neighbourhood", "--table", f / "a_dir"], "a_dir"),
+        # malformed architectures
+        (RANK, ["--scorer", "nb201", "--archs", f / "archs.txt"], "archs.txt:1"),
+        (LANDSCAPE, ["path", "--a", "99999", "--b", "2"], "out of range"),
+        (LANDSCAPE, ["path", "--a", "|nor_conv_3x3~0|+|x|", "--b", "2"], "NB201"),
+        # devices and numbers outside what makes sense
+        (TRAIN, ["--run.device", "cuda:x"], "'device' parameter of run"),
+        (TRAIN, ["--run.device", "tpu"], "'device' parameter of run"),
+        (TRAIN, ["--train.epochs", "1e99"], "'epochs' parameter of train"),
+        (TRAIN, ["--max-steps", "-1"], "--max-steps must be a positive"),
+        (TRAIN, ["--data.batch_size", "-5"], "'batch_size' parameter of data"),
+        (TRAIN, ["--train.lr", "nan"], "train.lr"),
+        (TRAIN, ["--train.unsampled_update", "sometimes"], "{'decay', 'freeze'}"),
+        (RANK, ["--scorer", "nb201", "--sample", "-3"], "--sample must be in"),
+        (LANDSCAPE, ["neighbourhood", "--radius", "9"], "--radius must lie in 1..6"),
+        # scorer options of the wrong type, names and lengths
+        (EVOLVE, ["--supernet", tiny_run, "--scorer", "angle+flatness", "--score.options.gamma", "abc"], "gamma"),
+        (EVOLVE, ["--supernet", tiny_run, "--scorer", "na:accuracy", "--score.options.na.include_self", "maybe"],
+         "include_self"),
+        (EVOLVE, ["--supernet", tiny_run, "--scorer", "flatness", "--score.options.alpha", "[1]"], "alpha"),
+        (EVOLVE, ["--supernet", tiny_run, "--scorer", "x" * 600], "at most 500 characters"),
+        (EVOLVE, ["--supernet", tiny_run, "--scorer", "accuracy", "--search.cycles", "5"],
+         "search algorithm 'evolution' takes no option 'cycles'"),
+        (EVOLVE, ["--supernet", tiny_run, "--scorer", "accuracy", "--search.algorithm", "reaa"], "Did you mean 'rea'"),
+        (RANK, ["--scorer", "angle+flatness", "--supernet", tiny_run, "--score.options.gamma", "abc"], "gamma"),
+        # outputs that cannot be written, run names too long for the file system
+        (TRAIN, ["--run.root", f / "a_file"], "not a directory"),
+        (TRAIN, ["--run.name", long_name], "at most 200 characters"),
+        (EVOLVE, ["--supernet", tiny_run, "--scorer", "accuracy", "--out", f / "a_file"], "not a directory"),
+        (EVOLVE, ["--supernet", tiny_run, "--scorer", "accuracy", "--out", f / "a_file" / "sub"], "is not a directory"),
+        (EVOLVE, ["--supernet", f / "a_file", "--scorer", "accuracy"], "no trained supernet"),
+        (RANK, ["--scorer", "nb201", "--out", f / "a_file"], "not a directory"),
+        (LANDSCAPE, ["neighbourhood", "--out", f / "a_file"], "not a directory"),
+        (LANDSCAPE, ["path", "--a", "1", "--b", "2", "--out", f / "a_file" / "x"], "is not a directory"),
+        # dataset content that cannot work
+        (TRAIN, ["--data.dataset", "npz", "--data.root", f / "neg_labels.npz"], "labels"),
+        (TRAIN, ["--data.batch_size", "5000"], "batch_size"),
+        # resumes that must change nothing
+        (TRAIN, ["--resume", f / "a_dir"], "holds no run"),
+    ]
+
+
+def listing(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # runs/ of a default run would land here
+    return tmp_path
+
+
+def test_every_bad_input_is_one_line_exit_2_and_writes_nothing(files, tiny_run, in_tmp, capsys, nb201_table_path,
+                                                              monkeypatch):  # fmt: skip
+    import importlib
+
+    monkeypatch.setenv("GENAS_NB201_TABLE", str(nb201_table_path))
+    watched = [in_tmp, files, tiny_run]
+    failures = []
+    for (command, module), argv, needle in cases(files, tiny_run):
+        argv = [str(a) for a in argv]
+        if command == "train":
+            argv = [*TINY_TRAIN, *argv]
+        before = [listing(d) for d in watched]
+        try:
+            code = run_cli(importlib.import_module(module).main, argv)
+        except SystemExit as exc:  # argparse usage errors
+            code = exc.code
+        except Exception as exc:  # a traceback for the user: collect it with the rest
+            code = f"traceback {type(exc).__name__}: {str(exc)[:150]}"
+        err = capsys.readouterr().err.strip()
+        lines = err.splitlines()
+        ok = code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+        if not ok or [listing(d) for d in watched] != before:
+            failures.append(f"{command} {' '.join(argv[-4:])}: exit {code}, {err!r} (wanted {needle!r})")
+    assert not failures, "\n".join(failures)
+
+
+def test_a_real_process_gives_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "train_supernet.py"), "--train.epochs", "0"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=3600)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and not os.listdir(tmp_path)
+
+
+def test_darts_genotypes_malformed_in_every_form():
+    from genas.errors import InvalidArchitectureError
+    from genas.spaces import create_space
+
+    space = create_space("darts")
+    bad = [
+        '{"normal": [["sep_conv_3x3", 0], ',  # broken JSON
+        '{"normal": 5, "reduce": []}',  # a number where a list belongs
+        '{"normal": [["sep_conv_3x3", "zero"]], "reduce": []}',
+        "Genotype(normal=[('sep_conv_3x3', 0)], normal_concat=[2, 3, 4, 5], reduce=5, reduce_concat=[2])",
+        "Genotype(normal=[(",
+        "1 2 3",
+        "[1, 2, x]",
+        {"normal": [["nope", 0]] * 8, "reduce": [["sep_conv_3x3", 0]] * 8},
+        [0] * 27,
+        None,
+    ]
+    for obj in bad:
+        with pytest.raises(InvalidArchitectureError) as info:
+            space.parse(obj)
+        assert "\n" not in str(info.value) and str(info.value), obj
