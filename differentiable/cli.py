@@ -1,0 +1,189 @@
+"""``python tools/search_darts.py``: differentiable architecture search (DARTS, DARTS 2nd order, A2M).
+
+Usage::
+
+    python tools/search_darts.py                                    # quickstart: NB201 on digits, a2m, minutes
+    python tools/search_darts.py --architect darts                  # first-order DARTS instead
+    python tools/search_darts.py --config a2m_nb201 --data.root /data/cifar10 --table nb201_accuracy.csv
+    python tools/search_darts.py --config a2m_darts --data.root /data/cifar10
+    python tools/search_darts.py --differentiable.rho 0.1 --differentiable.epochs 10
+    python tools/search_darts.py --resume                           # continue the run the config names
+    python tools/search_darts.py --list-architects
+
+Every option is a config key (``--differentiable.KEY``, ``--supernet.KEY``, ``--data.KEY``,
+``--run.KEY``); ``--architect`` and ``--table`` are short for ``--differentiable.architect`` /
+``--differentiable.table``.  Everything is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from genas.cli import ArgumentParser, add_check, checked, load_plugins, parse_args, run_config, start_runtime
+from genas.config import Config, dump_config, load_config
+
+__all__ = ["main", "search_from_config", "default_run_name"]
+
+
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="search_darts.py",
+        description="Differentiable architecture search on a mixed-op supernet with a pluggable architect.",
+        epilog="Any config value can be overridden as --section.key value (sections: run, data, supernet, "
+        "differentiable), e.g. --differentiable.rho 0.1.",
+    )
+    p.add_argument("--config", default="a2m_quickstart", help="YAML file or a name in configs/ (default: a2m_quickstart)")
+    p.add_argument("--architect", default=None, help="darts | darts2 | a2m (= --differentiable.architect)")
+    p.add_argument("--table", default=None, help="NAS-Bench-201 table for per-epoch benchmark accuracy (NB201 only)")
+    p.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted search (the config's run, or RUN_DIR)")  # fmt: skip
+    p.add_argument("--max-epochs", type=int, default=None, help="stop after this many epochs (resume later)")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE", help="load plugins (architects, ...)")
+    p.add_argument("--list-architects", action="store_true", help="list registered architects and exit")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    return add_check(p)
+
+
+def default_run_name(cfg: Config) -> str:
+    """``darts-<architect>-<space>-<dataset>`` unless ``run.name`` is set."""
+    d = cfg.differentiable
+    return cfg.run.name or f"darts-{d.architect}-{cfg.supernet.space}-{cfg.data.dataset}"
+
+
+def _table(cfg: Config) -> Any:
+    """The NB201 table of ``differentiable.table`` (or ``$GENAS_NB201_TABLE`` on NB201), or None."""
+    from genas.errors import ConfigError
+    from genas.tables import NB201_TABLE_ENV, load_nb201_table
+
+    path = cfg.differentiable.table
+    if path is not None and cfg.supernet.space != "nb201":
+        raise ConfigError(f"differentiable.table {path!r} is a NAS-Bench-201 table; it applies only to supernet.space "
+                          f"'nb201', not {cfg.supernet.space!r} (drop --table)")  # fmt: skip
+    if path is None and (cfg.supernet.space != "nb201" or not os.environ.get(NB201_TABLE_ENV)):
+        return None
+    return load_nb201_table(path)
+
+
+def _build_model(cfg: Config, bundle: Any, device: Any) -> Any:
+    import torch
+
+    from differentiable.mixed import create_mixed_supernet
+
+    s = cfg.supernet
+    with torch.random.fork_rng(devices=[]):  # the weight init, seeded without touching the caller's RNG
+        torch.manual_seed(cfg.run.seed)
+        model = create_mixed_supernet(
+            s.space, num_classes=bundle.num_classes, in_channels=bundle.channels, channels=s.channels, layers=s.layers,
+            affine=s.affine, track_running_stats=s.track_running_stats, stem_multiplier=s.stem_multiplier,
+            alpha_init=cfg.differentiable.alpha_init, seed=cfg.run.seed, device=device,
+        )  # fmt: skip
+    if cfg.differentiable.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def search_from_config(cfg: Config, resume_dir: str | None = None, max_epochs: int | None = None,
+                       variants: Any = None) -> Any:  # fmt: skip
+    """Run the search ``cfg`` describes (resume ``resume_dir`` if given); return the :class:`DifferentiableSearch`."""
+    from genas.data import build_data, build_loader
+    from genas.errors import ConfigError
+    from genas.runs import Run, environment_record
+    from differentiable.architects import create_architect
+    from differentiable.records import EpochPrinter, write_best
+    from differentiable.search import DifferentiableSearch
+    from differentiable.variants import VariantSet
+
+    d = cfg.differentiable
+    if max_epochs is not None and max_epochs < 1:
+        raise ConfigError(f"--max-epochs must be a positive number of epochs. Got {max_epochs} instead.")
+    architect = create_architect(d.architect, **d.architect_kwargs())
+    table = _table(cfg)
+    rt = start_runtime(cfg)
+    if rt.dist.distributed:
+        raise ConfigError("differentiable search runs in one process for now (torchrun support comes with the variants)")
+    resume = resume_dir is not None
+    root, name = (Path(resume_dir).parent, Path(resume_dir).name) if resume_dir else (cfg.run.root, default_run_name(cfg))
+    run = Run.create(root, name, resume=resume, overwrite=cfg.run.overwrite)  # checks only; writes nothing
+    bundle = build_data(cfg.data, cfg.run.seed)  # a bad dataset is refused before the disk is touched
+    valid_augment = d.valid_augment if d.valid_augment is not None else cfg.supernet.space != "nb201"
+    common = dict(device=rt.device, channels_last=d.channels_last)
+    train = build_loader(bundle.train, bundle, cfg.data.batch_size, train=True, seed=cfg.run.seed,
+                         augment=cfg.data.augment, **common)  # fmt: skip
+    valid = build_loader(bundle.valid, bundle, cfg.data.batch_size, train=True, seed=cfg.run.seed + 1,
+                         augment=None if valid_augment else "none", **common)  # fmt: skip
+    evaluate = build_loader(bundle.valid, bundle, cfg.data.eval_batch_size, train=False, **common)
+    model = _build_model(cfg, bundle, rt.device)
+    variants = variants if variants is not None else VariantSet()
+    variants.setup(model)
+    search = DifferentiableSearch(
+        model, architect, train, valid, evaluate, d, variants=variants, table=table, out=run.path, seed=cfg.run.seed,
+        printer=EpochPrinter(enabled=cfg.run.progress), extra_state={"config": cfg.to_dict()},
+    )  # fmt: skip
+    which = run.latest() if resume else None
+    if which is not None:
+        search.load_state_dict(search.read_checkpoint(run.checkpoint_path(which), rt.device))  # checks before writing
+    fresh = cfg.run.overwrite and not resume
+    run.prepare(fresh=fresh)
+    if fresh:
+        for leftover in ("best_arch.json", "alphas.png"):
+            (run.path / leftover).unlink(missing_ok=True)
+    run.write_config(cfg)
+    run.write_env(cfg.run.seed, {"device": str(rt.device), "resumed_from": which})
+    search.fit(max_epochs=max_epochs)
+    if search.done():
+        row = search.selected()
+        arch = model.space.parse(row["arch"])
+        meta = {
+            "method": "differentiable", "architect": architect.name, "architect_options": architect.options(),
+            "variants": variants.names, "select": d.select, "supernet_run": str(run.path),
+            "differentiable": cfg.to_dict()["differentiable"], "versions": environment_record(cfg.run.seed)["versions"],
+        }  # fmt: skip
+        settings = {k: getattr(d, k) for k in ("epochs", "order", "select", "patience")}
+        write_best(run.path / "best_arch.json", arch=arch, row=row, space=model.space.name, architect=architect,
+                   settings=settings, seed=cfg.run.seed, epochs_run=search.epoch, metadata=meta)  # fmt: skip
+        run.mark_done({"epochs": search.epoch, "stopped_early": search.stopped, "arch": str(arch)})
+        if cfg.run.progress:
+            print(f"derived architecture (epoch {row['epoch']}, valid loss {row['valid_loss']:.4f}): {arch}")
+            print(f"results in {run.path}")
+    return search
+
+
+def print_architects() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from differentiable.architects import ARCHITECTS, architect_options
+
+    table = Table(title="genas architects (--architect NAME)")
+    for col in ("name", "options", "description"):
+        table.add_column(col)
+    for entry in ARCHITECTS.entries():
+        table.add_row(entry.name, ", ".join(architect_options(entry.name)) or "-", entry.description)
+    Console().print(table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, overrides = parse_args(_parser(), argv)
+    import differentiable  # noqa: F401  (registers the differentiable section and the architects)
+    import supernet  # noqa: F401  (registers the supernet section)
+
+    load_plugins(args.plugin)
+    if args.list_architects:
+        print_architects()
+        return 0
+    if args.architect is not None:
+        overrides.append(("differentiable.architect", args.architect))
+    if args.table is not None:
+        overrides.append(("differentiable.table", args.table))
+    if args.check:
+        load_config(args.config, overrides)
+        checked(args, "search_darts.py command line and config")
+        return 0
+    cfg = run_config(args, overrides, default_run_name)
+    if args.print_config:
+        print(dump_config(cfg), end="")
+        return 0
+    search_from_config(cfg, args.resume, args.max_epochs)
+    return 0
