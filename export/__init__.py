@@ -1,0 +1,39 @@
+"""Use the found network: standalone models, their checkpoint, retraining, timm models, ONNX / TorchScript.
+
+The last stage of the flow (``best_arch.json -> network``). A network is a fresh module built
+from one architecture with the supernets' own op modules (:mod:`supernet.ops`), with timm's model
+API and ``feature_info``; :func:`network_from_run` copies a trained supernet's weights for the
+architecture's path into it; :func:`save_network` / :func:`load_network` keep it in one file.
+timm registration lives in :mod:`export.timm_models` (``import export.timm_models``), ONNX and
+TorchScript in :mod:`export.formats`, retraining in :mod:`export.retrain`; none of them is imported
+here, so genas never needs timm or onnx.
+
+Example:
+    >>> import torch
+    >>> from export import create_network, model_stats
+    >>> DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+    ...     "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], "
+    ...     "reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+    ...     "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+    >>> net = create_network("darts", DARTS_V2, channels=36, layers=20, auxiliary=True)
+    >>> model_stats(net, 32)["params"]   # the DARTS reference prints "param size = 3.349342MB"
+    3349342
+"""
+
+import export.config  # noqa: F401  (registers the model and retrain config sections)
+from genas.lazy import lazy_exports
+
+__all__ = [
+    "NETWORKS", "create_network", "list_networks", "network_for_space", "Network", "NB201Network", "DartsNetwork",
+    "DartsImageNetNetwork", "read_arch", "guess_space", "model_stats", "save_network", "load_network", "load",
+    "NETWORK_FORMAT", "network_from_run", "network_from_supernet",
+]  # fmt: skip
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "NETWORKS": "export.registry", "create_network": "export.registry", "list_networks": "export.registry",
+    "network_for_space": "export.registry", "Network": "export.base", "model_stats": "export.base",
+    "NB201Network": "export.nb201", "DartsNetwork": "export.darts", "DartsImageNetNetwork": "export.darts",
+    "read_arch": "export.arch", "guess_space": "export.arch", "save_network": "export.checkpoint",
+    "load_network": "export.checkpoint", "load": "export.checkpoint", "NETWORK_FORMAT": "export.checkpoint",
+    "network_from_run": "export.inherit", "network_from_supernet": "export.inherit",
+})  # fmt: skip
