@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from genas.cli import ArgumentParser, add_check, checked, load_plugins, parse_args, run_config, start_runtime
+from genas.cli import ArgumentParser, add_run_arguments, checked, load_plugins, parse_args, run_config, start_runtime
 from genas.config import Config, dump_config, load_config
 
 __all__ = ["main", "search_from_config", "default_run_name"]
@@ -34,16 +34,10 @@ def _parser() -> ArgumentParser:
         epilog="Any config value can be overridden as --section.key value (sections: run, data, supernet, "
         "differentiable), e.g. --differentiable.rho 0.1.",
     )
-    p.add_argument("--config", default="a2m_quickstart", help="YAML file or a name in configs/ (default: a2m_quickstart)")
     p.add_argument("--architect", default=None, help="darts | darts2 | a2m (= --differentiable.architect)")
     p.add_argument("--table", default=None, help="NAS-Bench-201 table for per-epoch benchmark accuracy (NB201 only)")
-    p.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
-                   help="continue an interrupted search (the config's run, or RUN_DIR)")  # fmt: skip
-    p.add_argument("--max-epochs", type=int, default=None, help="stop after this many epochs (resume later)")
-    p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE", help="load plugins (architects, ...)")
     p.add_argument("--list-architects", action="store_true", help="list registered architects and exit")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    return add_check(p)
+    return add_run_arguments(p, "a2m_quickstart", stop="--max-epochs", plugins="architects, ...")
 
 
 def default_run_name(cfg: Config) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from genas.cli import ArgumentParser, add_check, checked, load_plugins, parse_args, run_config, start_runtime
+from genas.cli import ArgumentParser, add_run_arguments, checked, load_plugins, parse_args, run_config, start_runtime
 from genas.config import Config, dump_config
 
 __all__ = ["main", "retrain_from_config", "check_retrain", "default_run_name", "resolve_network"]
@@ -34,13 +34,7 @@ def _parser() -> ArgumentParser:
     )
     p.add_argument("--arch", default=None, help="best_arch.json, an NB201 string or a DARTS Genotype")
     p.add_argument("--inherit", default=None, metavar="RUN_DIR", help="start from this supernet run's weights for the architecture")
-    p.add_argument("--config", default="retrain_quickstart", help="YAML file or a name in configs/ (default: retrain_quickstart)")
-    p.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
-                   help="continue an interrupted run (the config's run, or RUN_DIR)")  # fmt: skip
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (resume later)")
-    p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE", help="load plugins (datasets, ...)")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    return add_check(p)
+    return add_run_arguments(p, "retrain_quickstart")
 
 
 def resolve_network(cfg: Config) -> tuple[str, Any]:

@@ -24,10 +24,10 @@ from typing import Any, Callable, Sequence
 from genas.errors import GenasError
 
 __all__ = ["run_cli", "ArgumentParser", "parse_args", "load_plugins", "start_runtime", "Runtime", "add_check", "checked",
-           "run_config"]
+           "run_config", "add_run_arguments"]
 
-CHECK_HELP = ("check the command line, the config and every name and option in it, then exit "
-              "without reading data, runs or checkpoints")  # fmt: skip
+CHECK_HELP = ("check the command line, the config and every name and option in it (and an architecture "
+              "given on the command line), then exit without reading data or writing anything")  # fmt: skip
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -95,6 +95,20 @@ def add_check(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Give a command the ``--check`` flag (the docs' commands are tested with it, so they cannot rot)."""
     parser.add_argument("--check", action="store_true", help=CHECK_HELP)
     return parser
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, default_config: str, stop: str = "--max-steps",
+                      plugins: str = "datasets, ...") -> argparse.ArgumentParser:
+    """The options of a command that owns a run directory: ``--config``, ``--resume``, a stop
+    (``--max-steps`` / ``--max-epochs``), ``--plugin``, ``--print-config`` and ``--check``."""
+    unit = stop.rsplit("-", 1)[-1]
+    parser.add_argument("--config", default=default_config, help=f"YAML file or a name in configs/ (default: {default_config})")
+    parser.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
+                        help="continue an interrupted run (the config's run, or RUN_DIR)")  # fmt: skip
+    parser.add_argument(stop, type=int, default=None, help=f"stop after this many {unit} (resume later)")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE", help=f"load plugins ({plugins})")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    return add_check(parser)
 
 
 def checked(args: argparse.Namespace, what: str) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from genas.cli import ArgumentParser, add_check, checked, load_plugins, parse_args, run_config, start_runtime
+from genas.cli import ArgumentParser, add_run_arguments, checked, load_plugins, parse_args, run_config, start_runtime
 from genas.config import Config, dump_config, load_config
 
 __all__ = ["main", "train_from_config"]
@@ -33,13 +33,7 @@ def _parser() -> ArgumentParser:
         epilog="Any config value can be overridden as --section.key value (e.g. --train.epochs 10). "
         "Sections: run, data, supernet, train.",
     )
-    p.add_argument("--config", default="quickstart", help="YAML file or a name in configs/ (default: quickstart)")
-    p.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
-                   help="continue an interrupted run (the config's run, or RUN_DIR)")  # fmt: skip
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (resume later)")
-    p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE", help="load plugins (datasets, ...)")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    return add_check(p)
+    return add_run_arguments(p, "quickstart")
 
 
 def train_from_config(cfg: Config, resume_dir: str | None = None, max_steps: int | None = None) -> Any:
