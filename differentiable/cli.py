@@ -21,8 +21,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from genas.cli import ArgumentParser, add_run_arguments, checked, load_plugins, parse_args, run_config, start_runtime
-from genas.config import Config, dump_config, load_config
+from genas.cli import ArgumentParser, add_run_arguments, config_or_done, load_plugins, parse_args, start_runtime
+from genas.config import Config
 
 __all__ = ["main", "search_from_config", "default_run_name"]
 
@@ -171,13 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides.append(("differentiable.architect", args.architect))
     if args.table is not None:
         overrides.append(("differentiable.table", args.table))
-    if args.check:
-        load_config(args.config, overrides)
-        checked(args, "search_darts.py command line and config")
-        return 0
-    cfg = run_config(args, overrides, default_run_name)
-    if args.print_config:
-        print(dump_config(cfg), end="")
-        return 0
-    search_from_config(cfg, args.resume, args.max_epochs)
+    cfg = config_or_done(args, overrides, default_run_name, "search_darts.py")
+    if cfg is not None:
+        search_from_config(cfg, args.resume, args.max_epochs)
     return 0

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from genas.errors import GenasError
 
 __all__ = ["run_cli", "ArgumentParser", "parse_args", "load_plugins", "start_runtime", "Runtime", "add_check", "checked",
-           "run_config", "add_run_arguments"]
+           "run_config", "add_run_arguments", "config_or_done"]
 
 CHECK_HELP = ("check the command line, the config and every name and option in it (and an architecture "
               "given on the command line), then exit without reading data or writing anything")  # fmt: skip
@@ -134,3 +134,19 @@ def run_config(args: argparse.Namespace, overrides: list, run_name: Callable[[An
         probe = load_config(args.config, overrides)
         args.resume = str(Path(probe.run.root) / run_name(probe))
     return load_config(None, overrides, base=Run(args.resume).read_config())
+
+
+def config_or_done(args: argparse.Namespace, overrides: list, run_name: Callable[[Any], str], tool: str) -> Any:
+    """:func:`run_config`, after the two flags that end a run command early: ``--check`` (the
+    config is loaded and checked, nothing else) and ``--print-config``. None when the command is done."""
+    from genas.config import dump_config, load_config
+
+    if args.check:
+        load_config(args.config, overrides)
+        checked(args, f"{tool} command line and config")
+        return None
+    cfg = run_config(args, overrides, run_name)
+    if args.print_config:
+        print(dump_config(cfg), end="")
+        return None
+    return cfg

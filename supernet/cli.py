@@ -18,8 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from genas.cli import ArgumentParser, add_run_arguments, checked, load_plugins, parse_args, run_config, start_runtime
-from genas.config import Config, dump_config, load_config
+from genas.cli import ArgumentParser, add_run_arguments, config_or_done, load_plugins, parse_args, start_runtime
+from genas.config import Config
 
 __all__ = ["main", "train_from_config"]
 
@@ -118,13 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from supernet.factory import default_run_name
 
     load_plugins(args.plugin)
-    if args.check:
-        load_config(args.config, overrides)
-        checked(args, "train_supernet.py command line and config")
-        return 0
-    cfg = run_config(args, overrides, default_run_name)
-    if args.print_config:
-        print(dump_config(cfg), end="")
-        return 0
-    train_from_config(cfg, args.resume, args.max_steps)
+    cfg = config_or_done(args, overrides, default_run_name, "train_supernet.py")
+    if cfg is not None:
+        train_from_config(cfg, args.resume, args.max_steps)
     return 0
