@@ -35,15 +35,19 @@ def _parser() -> ArgumentParser:
         "differentiable), e.g. --differentiable.rho 0.1.",
     )
     p.add_argument("--architect", default=None, help="darts | darts2 | a2m (= --differentiable.architect)")
+    p.add_argument("--variant", default=None, metavar="NAMES",
+                   help="DARTS variants, comma-separated: beta, sdarts-rs, pc, darts-minus, na (= --variants.use)")
     p.add_argument("--table", default=None, help="NAS-Bench-201 table for per-epoch benchmark accuracy (NB201 only)")
     p.add_argument("--list-architects", action="store_true", help="list registered architects and exit")
+    p.add_argument("--list-variants", action="store_true", help="list registered variants and exit")
     return add_run_arguments(p, "a2m_quickstart", stop="--max-epochs", plugins="architects, ...")
 
 
 def default_run_name(cfg: Config) -> str:
-    """``darts-<architect>-<space>-<dataset>`` unless ``run.name`` is set."""
+    """``darts-<architect>[-<variants>]-<space>-<dataset>`` unless ``run.name`` is set."""
     d = cfg.differentiable
-    return cfg.run.name or f"darts-{d.architect}-{cfg.supernet.space}-{cfg.data.dataset}"
+    variants = "".join(f"-{v}" for v in sorted(cfg.variants.use))
+    return cfg.run.name or f"darts-{d.architect}{variants}-{cfg.supernet.space}-{cfg.data.dataset}"
 
 
 def _table(cfg: Config) -> Any:
@@ -81,18 +85,21 @@ def _build_model(cfg: Config, bundle: Any, device: Any) -> Any:
 def search_from_config(cfg: Config, resume_dir: str | None = None, max_epochs: int | None = None,
                        variants: Any = None) -> Any:  # fmt: skip
     """Run the search ``cfg`` describes (resume ``resume_dir`` if given); return the :class:`DifferentiableSearch`."""
+    import torch
+
     from genas.data import build_data, build_loader
     from genas.errors import ConfigError
     from genas.runs import Run, environment_record
     from differentiable.architects import create_architect
     from differentiable.records import EpochPrinter, write_best
     from differentiable.search import DifferentiableSearch
-    from differentiable.variants import VariantSet
 
     d = cfg.differentiable
     if max_epochs is not None and max_epochs < 1:
         raise ConfigError(f"--max-epochs must be a positive number of epochs. Got {max_epochs} instead.")
     architect = create_architect(d.architect, **d.architect_kwargs())
+    variants = variants if variants is not None else cfg.variants.build()
+    variants.check_architect(architect.name)
     table = _table(cfg)
     rt = start_runtime(cfg)
     if rt.dist.distributed:
@@ -109,12 +116,12 @@ def search_from_config(cfg: Config, resume_dir: str | None = None, max_epochs: i
                          augment=None if valid_augment else "none", **common)  # fmt: skip
     evaluate = build_loader(bundle.valid, bundle, cfg.data.eval_batch_size, train=False, **common)
     model = _build_model(cfg, bundle, rt.device)
-    variants = variants if variants is not None else VariantSet()
-    variants.setup(model)
-    search = DifferentiableSearch(
+    search = DifferentiableSearch(  # the variants change the model here (before anything is written)
         model, architect, train, valid, evaluate, d, variants=variants, table=table, out=run.path, seed=cfg.run.seed,
         printer=EpochPrinter(enabled=cfg.run.progress), extra_state={"config": cfg.to_dict()},
     )  # fmt: skip
+    if d.channels_last:
+        model.to(memory_format=torch.channels_last)  # modules a variant added or rebuilt too
     which = run.latest() if resume else None
     if which is not None:
         search.load_state_dict(search.read_checkpoint(run.checkpoint_path(which), rt.device))  # checks before writing
@@ -131,7 +138,7 @@ def search_from_config(cfg: Config, resume_dir: str | None = None, max_epochs: i
         arch = model.space.parse(row["arch"])
         meta = {
             "method": "differentiable", "architect": architect.name, "architect_options": architect.options(),
-            "variants": variants.names, "select": d.select, "supernet_run": str(run.path),
+            "variants": variants.names, "variant_options": variants.options(), "select": d.select, "supernet_run": str(run.path),
             "differentiable": cfg.to_dict()["differentiable"], "versions": environment_record(cfg.run.seed)["versions"],
         }  # fmt: skip
         settings = {k: getattr(d, k) for k in ("epochs", "order", "select", "patience")}
@@ -144,17 +151,21 @@ def search_from_config(cfg: Config, resume_dir: str | None = None, max_epochs: i
     return search
 
 
-def print_architects() -> None:
+def print_registry(kind: str) -> None:
+    """The registered architects or variants as a table (``--list-architects`` / ``--list-variants``)."""
     from rich.console import Console
     from rich.table import Table
 
     from differentiable.architects import ARCHITECTS, architect_options
+    from differentiable.variants import VARIANTS, variant_options
 
-    table = Table(title="genas architects (--architect NAME)")
+    registry, options, flag = ((ARCHITECTS, architect_options, "--architect NAME") if kind == "architects"
+                               else (VARIANTS, variant_options, "--variant NAME,NAME"))  # fmt: skip
+    table = Table(title=f"genas {kind} ({flag})")
     for col in ("name", "options", "description"):
         table.add_column(col)
-    for entry in ARCHITECTS.entries():
-        table.add_row(entry.name, ", ".join(architect_options(entry.name)) or "-", entry.description)
+    for entry in registry.entries():
+        table.add_row(entry.name, ", ".join(options(entry.name)) or "-", entry.description)
     Console().print(table)
 
 
@@ -164,9 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import supernet  # noqa: F401  (registers the supernet section)
 
     load_plugins(args.plugin)
-    if args.list_architects:
-        print_architects()
+    if args.list_architects or args.list_variants:
+        print_registry("architects" if args.list_architects else "variants")
         return 0
+    if args.variant is not None:
+        overrides.append(("variants.use", args.variant))
     if args.architect is not None:
         overrides.append(("differentiable.architect", args.architect))
     if args.table is not None:

@@ -19,7 +19,7 @@ from genas.config import Section, config_section
 from genas.errors import ConfigError
 from genas.validation import Boolean, Interval, Nullable, OneOf, Text
 
-__all__ = ["DifferentiableConfig"]
+__all__ = ["DifferentiableConfig", "VariantsConfig"]
 
 
 @config_section("differentiable")
@@ -77,3 +77,55 @@ class DifferentiableConfig(Section):
 
         accepted = architect_options(self.architect)
         return {k: getattr(self, k) for k in ("rho", "eps", "fd") if k in accepted}
+
+
+@config_section("variants")
+@dataclass
+class VariantsConfig(Section):
+    """DARTS variants (``--variant beta,pc`` = ``--variants.use beta,pc``) and their options.
+
+    An option of variant ``v`` is the key ``<v>_<option>`` with ``-`` written ``_``
+    (``pc_k``, ``sdarts_rs_eps_max``); ``null`` keeps the variant's default.
+    """
+
+    use: list[str] = field(default_factory=list)  # beta | sdarts-rs | pc | darts-minus | na (or a plugin)
+    beta_init: float | None = None  # beta: lambda at epoch 0 (default 0)
+    beta_slope: float | None = None  # beta: lambda increase per epoch (default 0.5)
+    sdarts_rs_eps_min: float | None = None  # sdarts-rs: noise half-width at epoch 0 (default 0.03)
+    sdarts_rs_eps_max: float | None = None  # sdarts-rs: half-width reached at the last epoch (default 0.3)
+    pc_k: int | None = None  # pc: 1/K of the channels through the mixed op (default 4)
+    pc_edge_norm: bool | None = None  # pc: edge-normalisation betas (default true; A2M's NB201 code: false)
+    pc_warmup: int | None = None  # pc: epochs without architecture steps (default 0; PC-DARTS code 15)
+    darts_minus_beta0: float | None = None  # darts-minus: auxiliary skip weight at epoch 0 (default 1)
+    na_size: int | None = None  # na: edges changed per neighbour (default 1)
+    na_samples: int | None = None  # na: neighbours averaged with the architecture (default 3)
+
+    constraints: ClassVar[dict[str, Any]] = {
+        "beta_init": Nullable(Interval(float, 0.0, None)), "beta_slope": Nullable(Interval(float, 0.0, None)),
+        "sdarts_rs_eps_min": Nullable(Interval(float, 0.0, 1.0)), "sdarts_rs_eps_max": Nullable(Interval(float, 0.0, 1.0)),
+        "pc_k": Nullable(Interval(int, 1, None)), "pc_edge_norm": Nullable(Boolean()),
+        "pc_warmup": Nullable(Interval(int, 0, None)), "darts_minus_beta0": Nullable(Interval(float, 0.0, None)),
+        "na_size": Nullable(Interval(int, 0, None)), "na_samples": Nullable(Interval(int, 1, None)),
+    }  # fmt: skip
+
+    def check(self) -> None:
+        from differentiable.variants import VARIANTS
+
+        self.use = [v.strip() for v in self.use if v.strip()]
+        seen: set[str] = set()
+        for name in self.use:
+            VARIANTS.get(name)  # an unknown name fails here, with a suggestion
+            if name in seen:
+                raise ConfigError(f"variant {name!r} is given twice in variants.use {self.use}; each applies once")
+            seen.add(name)
+
+    def options_for(self, name: str) -> dict[str, Any]:
+        """The keys set for variant ``name``, without their prefix (``pc_k`` -> ``k``)."""
+        prefix = name.replace("-", "_") + "_"
+        return {k[len(prefix):]: v for k, v in self.to_dict().items() if k.startswith(prefix) and v is not None}
+
+    def build(self) -> Any:
+        """The :class:`~differentiable.variants.VariantSet` these keys describe."""
+        from differentiable.variants import create_variants
+
+        return create_variants(self.use, {name: self.options_for(name) for name in self.use})

@@ -124,6 +124,7 @@ class MixedOpSupernet(nn.Module, ABC):
             init = alpha_init * torch.randn(edges, num_ops, generator=g, dtype=torch.float64)
             self.add_arch_parameter(name, init.to(param), _softmax)
         self.edge_fn: EdgeFn = mixed_op
+        self.extra = nn.ModuleDict()  # weight modules a variant adds (DARTS- auxiliary skips)
         self.hparams = {**net.hparams, "mixed_op": True, "alpha_init": alpha_init}
 
     # ---- parameters ---------------------------------------------------------------------
@@ -137,8 +138,21 @@ class MixedOpSupernet(nn.Module, ABC):
         return list(self.arch.values())
 
     def weight_parameters(self) -> list[nn.Parameter]:
-        """Every weight of the network (what SGD trains); no architecture parameter."""
-        return list(self.net.parameters())
+        """Every weight of the network and of the variants' modules (what SGD trains); no architecture parameter."""
+        return [*self.net.parameters(), *self.extra.parameters()]
+
+    def add_weight_module(self, name: str, module: nn.Module) -> None:
+        """Register a module whose weights train with the network's (e.g. DARTS-'s auxiliary skip)."""
+        param = next(self.net.parameters())
+        self.extra[name] = module.to(device=param.device, dtype=param.dtype)
+
+    def search_cells(self) -> list[nn.Module]:
+        """The search cells of ``net`` (each with ``edges``, ``channels`` and ``build_edges``)."""
+        return [c for c in self.net.cells if hasattr(c, "build_edges")]
+
+    @abstractmethod
+    def node_inputs(self) -> dict[str, list[list[int]]]:
+        """Per architecture group, the incoming edge indices of each intermediate node (PC-DARTS edge normalisation)."""
 
     def arch_values(self) -> dict[str, torch.Tensor]:
         """The architecture parameters as detached tensors, by name."""
@@ -216,6 +230,9 @@ class NB201MixedOp(MixedOpSupernet):
 
         return self.net.run(x, cell_fn)
 
+    def node_inputs(self) -> dict[str, list[list[int]]]:
+        return {"alpha": [[e for e, (to, _) in enumerate(self.space.edges) if to == j] for j in (1, 2, 3)]}
+
     def derive(self, strengths: Weights) -> NB201Arch:
         """Argmax per edge, ``none`` included (the NB201 DARTS protocol)."""
         return NB201Arch.from_genes(strengths["alpha"].argmax(-1).tolist())
@@ -272,6 +289,10 @@ class DartsMixedOp(MixedOpSupernet):
             return cell.forward_edges(s0, s1, edge)
 
         return self.net.run(x, cell_fn)
+
+    def node_inputs(self) -> dict[str, list[list[int]]]:
+        nodes = [list(edges) for edges in NODE_EDGES.values()]
+        return {"normal": nodes, "reduce": nodes}
 
     def derive(self, strengths: Weights) -> DartsArch:
         """Per node, the two input edges with the strongest non-``none`` op, each with that op (DARTS code)."""

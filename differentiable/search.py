@@ -62,7 +62,7 @@ class DifferentiableSearch:
     """Runs a differentiable search to the end, with per-epoch records and exact resume.
 
     Args:
-        model: The mixed-op supernet (on its device; variants already set up).
+        model: The mixed-op supernet (on its device); the variants change it here, before the optimizers exist.
         architect: Computes the architecture gradient.
         train_loader: The train half (weights), a ``TensorLoader``.
         valid_loader: The valid half as the architecture step sees it (shuffled, maybe augmented).
@@ -99,11 +99,13 @@ class DifferentiableSearch:
         self.variants = variants or VariantSet()
         self.table, self.out, self.printer = table, out, printer or EpochPrinter(enabled=False)
         self.extra_state = extra_state or {}
+        self.generator = torch.Generator().manual_seed(seed)
+        self.variants.check_architect(architect.name)
+        self.variants.setup(model, self.generator)
         self.w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                      nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)  # fmt: skip
         self.a_opt = torch.optim.Adam(model.arch_parameters(), lr=cfg.arch_lr, betas=tuple(cfg.arch_betas),
                                       weight_decay=cfg.arch_weight_decay)  # fmt: skip
-        self.generator = torch.Generator().manual_seed(seed)
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None  # the epoch with the lowest validation loss
@@ -193,7 +195,9 @@ class DifferentiableSearch:
             return loss.detach() * y.numel(), (logits.argmax(1) == y).sum()
 
     def search_step(self, train_batch: Batch, valid_batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two updates of one step, in ``cfg.order``."""
+        """The two updates of one step, in ``cfg.order`` (the weight step only in a variant's warm-up)."""
+        if not self.variants.arch_step_enabled():
+            return self.weight_step(train_batch)
         if self.cfg.order == "arch_first":
             self.arch_step(train_batch, valid_batch)
             return self.weight_step(train_batch)

@@ -61,10 +61,16 @@ class DartsSearchCell(nn.Module):
         pre_bn = BNOptions(bn.affine, bn.track_running_stats)
         self.preprocess0 = FactorizedReduce(c_pp, c, pre_bn, **dd) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, pre_bn, **dd)
         self.preprocess1 = ReLUConvBN(c_p, c, 1, 1, 0, pre_bn, **dd)
-        self.edges = nn.ModuleList(
-            nn.ModuleDict({op: darts_op(op, c, 2 if reduction and frm < 2 else 1, bn, **dd) for op in DARTS_OPS[1:]})
+        self.channels, self._bn, self._dd = c, bn, dd
+        self.edges = self.build_edges(c)
+
+    def build_edges(self, c: int) -> nn.ModuleList:
+        """Fresh candidate-op modules for the 14 edges at width ``c`` (PC-DARTS builds them at C / K)."""
+        return nn.ModuleList(
+            nn.ModuleDict({op: darts_op(op, c, 2 if self.reduction and frm < 2 else 1, self._bn, **self._dd)
+                           for op in DARTS_OPS[1:]})
             for _, frm in DARTS_EDGES
-        )
+        )  # fmt: skip
 
     def active(self, genes: tuple[int, ...]) -> list[tuple[int, nn.Module]]:
         """(edge, op module) of the non-``none`` edges of ``genes``."""

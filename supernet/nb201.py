@@ -54,8 +54,14 @@ class NB201SearchCell(nn.Module):
 
     def __init__(self, c: int, bn: BNOptions, **dd) -> None:
         super().__init__()
-        self.edges = nn.ModuleList(
-            nn.ModuleDict({op: nb201_op(op, c, bn, **dd) for op in NB201_OPS if op != "none"}) for _ in NB201_EDGES
+        self.channels, self._bn, self._dd = c, bn, dd
+        self.edges = self.build_edges(c)
+
+    def build_edges(self, c: int) -> nn.ModuleList:
+        """Fresh candidate-op modules for the six edges at width ``c`` (PC-DARTS builds them at C / K)."""
+        return nn.ModuleList(
+            nn.ModuleDict({op: nb201_op(op, c, self._bn, **self._dd) for op in NB201_OPS if op != "none"})
+            for _ in NB201_EDGES
         )
 
     def active(self, arch: NB201Arch) -> list[nn.Module | None]:
