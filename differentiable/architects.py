@@ -63,6 +63,8 @@ class ArchStep:
         weights: The network weights (second-order perturbs them in place and restores them).
         optimizer: The weight optimizer: its learning rate is xi, its momentum buffers and
             weight decay enter the unrolled step.
+        reduce: Averages a list of tensors over the DDP ranks (None: one process); every gradient
+            an architect takes goes through :meth:`grad`, so it is the global batch's.
     """
 
     val_loss: LossFn
@@ -70,6 +72,15 @@ class ArchStep:
     train_loss: LossFn | None = None
     weights: list[nn.Parameter] = field(default_factory=list)
     optimizer: torch.optim.Optimizer | None = None
+    reduce: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None
+
+    def grad(self, loss_fn: LossFn, arch: Mapping[str, torch.Tensor]) -> Arch:
+        """:func:`arch_gradient`, averaged over the ranks under DDP."""
+        return dict(zip(arch, self.reduce_all(list(arch_gradient(loss_fn, arch).values()))))
+
+    def reduce_all(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``tensors`` averaged over the ranks (themselves in one process)."""
+        return tensors if self.reduce is None else self.reduce(tensors)
 
 
 def register_architect(name: str, *, description: str | None = None, overwrite: bool = False) -> Callable[[type], type]:
@@ -124,21 +135,23 @@ def _axpy(a: float, x: Arch, y: Mapping[str, torch.Tensor]) -> Arch:
     return {k: y[k] + a * x[k] for k in y}
 
 
-def a2m_gradient(loss_fn: LossFn, arch: Mapping[str, torch.Tensor], rho: float, eps: float, fd: str = "central") -> Arch:
+def a2m_gradient(loss_fn: LossFn, arch: Mapping[str, torch.Tensor], rho: float, eps: float, fd: str = "central",
+                 grad_fn: Callable[[LossFn, Mapping[str, torch.Tensor]], Arch] = arch_gradient) -> Arch:  # fmt: skip
     """The A2M architecture gradient (A2M paper eq. 8, first-order form).
 
     g0 = dL/da(a); a~ = a + rho g0; g1 = dL/da(a~); g+- = dL/da(a~ +- eps g1);
     result = g1 + rho (g+ - g-) / (2 eps), the finite difference estimating H(a~) g1.
     With ``fd="forward"`` the difference is one-sided, (g+ - g1) / eps: one gradient fewer,
     accurate to O(eps) instead of O(eps^2) (an option of genas, not of the paper).
-    ``rho = 0`` returns g0 exactly (first-order DARTS).
+    ``rho = 0`` returns g0 exactly (first-order DARTS).  ``grad_fn`` takes each of the gradients
+    (under DDP: averaged over the ranks, so every point is the one-process point).
     """
-    g0 = arch_gradient(loss_fn, arch)
+    g0 = grad_fn(loss_fn, arch)
     tilde = _axpy(rho, g0, arch)
-    g1 = arch_gradient(loss_fn, tilde)
-    g_plus = arch_gradient(loss_fn, _axpy(eps, g1, tilde))
+    g1 = grad_fn(loss_fn, tilde)
+    g_plus = grad_fn(loss_fn, _axpy(eps, g1, tilde))
     if fd == "central":
-        g_minus = arch_gradient(loss_fn, _axpy(-eps, g1, tilde))
+        g_minus = grad_fn(loss_fn, _axpy(-eps, g1, tilde))
         hvp = {k: (g_plus[k] - g_minus[k]) / (2 * eps) for k in g1}
     else:
         hvp = {k: (g_plus[k] - g1[k]) / eps for k in g1}
@@ -169,7 +182,7 @@ class DartsArchitect(Architect):
     """First-order DARTS (Liu et al., ICLR 2019, eq. 7 with xi = 0)."""
 
     def gradient(self, step: ArchStep) -> Arch:
-        return arch_gradient(step.val_loss, step.arch)
+        return step.grad(step.val_loss, step.arch)
 
 
 @register_architect("darts2", description="second-order DARTS: unrolled, finite-difference Hessian-vector product")
@@ -202,6 +215,10 @@ class Darts2Architect(Architect):
         saved = [p.detach().clone() for p in weights]
         with torch.enable_grad():
             dw = torch.autograd.grad(step.train_loss(arch), weights, allow_unused=True)
+        used = [i for i, g in enumerate(dw) if g is not None]  # the same on every rank: one graph
+        dw = list(dw)
+        for i, g in zip(used, step.reduce_all([dw[i] for i in used])):
+            dw[i] = g
         try:
             with torch.no_grad():  # the unrolled weights w'
                 for p, g in zip(weights, dw):
@@ -215,15 +232,17 @@ class Darts2Architect(Architect):
                 grads = torch.autograd.grad(step.val_loss(leaves), [*leaves.values(), *weights], allow_unused=True)
             g_arch = {k: torch.zeros_like(v) if g is None else g for (k, v), g in zip(leaves.items(), grads)}
             v = [torch.zeros_like(p) if g is None else g for p, g in zip(weights, grads[len(leaves):])]
+            reduced = step.reduce_all([*g_arch.values(), *v])
+            g_arch, v = dict(zip(g_arch, reduced[:len(g_arch)])), reduced[len(g_arch):]
             radius = self.r / torch.cat([t.reshape(-1) for t in v]).norm()
             with torch.no_grad():
                 for p, w0, t in zip(weights, saved, v):
                     p.copy_(w0 + radius * t)
-            g_plus = arch_gradient(step.train_loss, arch)
+            g_plus = step.grad(step.train_loss, arch)
             with torch.no_grad():
                 for p, w0, t in zip(weights, saved, v):
                     p.copy_(w0 - radius * t)
-            g_minus = arch_gradient(step.train_loss, arch)
+            g_minus = step.grad(step.train_loss, arch)
         finally:
             with torch.no_grad():
                 for p, w0 in zip(weights, saved):
@@ -250,4 +269,4 @@ class A2MArchitect(Architect):
         return {"rho": self.rho, "eps": self.eps, "fd": self.fd}
 
     def gradient(self, step: ArchStep) -> Arch:
-        return a2m_gradient(step.val_loss, step.arch, self.rho, self.eps, self.fd)
+        return a2m_gradient(step.val_loss, step.arch, self.rho, self.eps, self.fd, grad_fn=step.grad)

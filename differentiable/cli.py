@@ -88,6 +88,7 @@ def search_from_config(cfg: Config, resume_dir: str | None = None, max_epochs: i
     import torch
 
     from genas.data import build_data, build_loader
+    from genas.distributed import broadcast_object
     from genas.errors import ConfigError
     from genas.runs import Run, environment_record
     from differentiable.architects import create_architect
@@ -102,14 +103,12 @@ def search_from_config(cfg: Config, resume_dir: str | None = None, max_epochs: i
     variants.check_architect(architect.name)
     table = _table(cfg)
     rt = start_runtime(cfg)
-    if rt.dist.distributed:
-        raise ConfigError("differentiable search runs in one process for now (torchrun support comes with the variants)")
     resume = resume_dir is not None
     root, name = (Path(resume_dir).parent, Path(resume_dir).name) if resume_dir else (cfg.run.root, default_run_name(cfg))
     run = Run.create(root, name, resume=resume, overwrite=cfg.run.overwrite)  # checks only; writes nothing
     bundle = build_data(cfg.data, cfg.run.seed)  # a bad dataset is refused before the disk is touched
     valid_augment = d.valid_augment if d.valid_augment is not None else cfg.supernet.space != "nb201"
-    common = dict(device=rt.device, channels_last=d.channels_last)
+    common = dict(device=rt.device, channels_last=d.channels_last, rank=rt.dist.rank, world_size=rt.dist.world_size)
     train = build_loader(bundle.train, bundle, cfg.data.batch_size, train=True, seed=cfg.run.seed,
                          augment=cfg.data.augment, **common)  # fmt: skip
     valid = build_loader(bundle.valid, bundle, cfg.data.batch_size, train=True, seed=cfg.run.seed + 1,
@@ -118,7 +117,7 @@ def search_from_config(cfg: Config, resume_dir: str | None = None, max_epochs: i
     model = _build_model(cfg, bundle, rt.device)
     search = DifferentiableSearch(  # the variants change the model here (before anything is written)
         model, architect, train, valid, evaluate, d, variants=variants, table=table, out=run.path, seed=cfg.run.seed,
-        printer=EpochPrinter(enabled=cfg.run.progress), extra_state={"config": cfg.to_dict()},
+        printer=EpochPrinter(enabled=cfg.run.progress), extra_state={"config": cfg.to_dict()}, dist=rt.dist,
     )  # fmt: skip
     if d.channels_last:
         model.to(memory_format=torch.channels_last)  # modules a variant added or rebuilt too
@@ -126,14 +125,16 @@ def search_from_config(cfg: Config, resume_dir: str | None = None, max_epochs: i
     if which is not None:
         search.load_state_dict(search.read_checkpoint(run.checkpoint_path(which), rt.device))  # checks before writing
     fresh = cfg.run.overwrite and not resume
-    run.prepare(fresh=fresh)
-    if fresh:
-        for leftover in ("best_arch.json", "alphas.png"):
-            (run.path / leftover).unlink(missing_ok=True)
-    run.write_config(cfg)
-    run.write_env(cfg.run.seed, {"device": str(rt.device), "resumed_from": which})
+    if rt.is_main:
+        run.prepare(fresh=fresh)
+        if fresh:
+            for leftover in ("best_arch.json", "alphas.png"):
+                (run.path / leftover).unlink(missing_ok=True)
+        run.write_config(cfg)
+        run.write_env(cfg.run.seed, {"device": str(rt.device), "resumed_from": which, "world_size": rt.dist.world_size})
+    broadcast_object(None)  # the other ranks wait for the directory
     search.fit(max_epochs=max_epochs)
-    if search.done():
+    if search.done() and rt.is_main:
         row = search.selected()
         arch = model.space.parse(row["arch"])
         meta = {

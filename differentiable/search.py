@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genas.distributed import DistInfo, all_reduce_mean, convert_sync_batchnorm
 from genas.errors import CheckpointError, ConfigError
 from genas.io import atomic_torch_save
 from genas.runs import Run
@@ -74,6 +75,10 @@ class DifferentiableSearch:
         seed: Seeds the variants' generator.
         printer: Where per-epoch lines and the progress bar go.
         extra_state: Saved with every checkpoint as is (e.g. the resolved config).
+        dist: This process's rank under ``torchrun``: the loaders are sharded, every weight and
+            architecture gradient is averaged over the ranks and BN normalises over the global
+            batch (``genas.distributed.SyncBatchNorm``), so every rank holds the same alphas and
+            weights as one process with the whole batch; only rank 0 writes.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class DifferentiableSearch:
         seed: int = 0,
         printer: EpochPrinter | None = None,
         extra_state: dict[str, Any] | None = None,
+        dist: DistInfo | None = None,
     ) -> None:
         if len(train_loader) == 0 or len(valid_loader) == 0:
             raise ConfigError("the train and valid halves must each hold at least one batch; lower data.batch_size")
@@ -101,7 +107,14 @@ class DifferentiableSearch:
         self.extra_state = extra_state or {}
         self.generator = torch.Generator().manual_seed(seed)
         self.variants.check_architect(architect.name)
-        self.variants.setup(model, self.generator)
+        with torch.random.fork_rng(devices=[]):  # modules a variant builds are seeded, the caller's RNG untouched
+            torch.manual_seed(seed)
+            self.variants.setup(model, self.generator)
+        self.dist = dist or DistInfo()
+        if self.dist.distributed:
+            convert_sync_batchnorm(model)
+            if not self.dist.is_main:
+                self.out, self.printer = None, EpochPrinter(enabled=False)
         self.w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                      nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)  # fmt: skip
         self.a_opt = torch.optim.Adam(model.arch_parameters(), lr=cfg.arch_lr, betas=tuple(cfg.arch_betas),
@@ -173,6 +186,7 @@ class DifferentiableSearch:
             val_loss=self._loss_fn(valid_batch, with_variants=True), arch=self.model.arch_values(),
             train_loss=self._loss_fn(train_batch, with_variants=False) if self.architect.needs_train_batch else None,
             weights=self.model.weight_parameters(), optimizer=self.w_opt,
+            reduce=all_reduce_mean if self.dist.distributed else None,
         )  # fmt: skip
         grads = self.architect.gradient(step)
         for name, p in self.model.arch.items():
@@ -188,6 +202,10 @@ class DifferentiableSearch:
         loss = F.cross_entropy(logits, y)
         self.w_opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.dist.distributed:  # the mean over ranks, as the gradient of the global batch
+            params = [p for p in self.model.weight_parameters() if p.grad is not None]
+            for p, g in zip(params, all_reduce_mean([p.grad for p in params])):
+                p.grad.copy_(g)
         if self.cfg.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.weight_parameters(), self.cfg.grad_clip)
         self.w_opt.step()
@@ -234,6 +252,7 @@ class DifferentiableSearch:
                     loss, corr = self.search_step(train_batch, next(valid))
                     loss_sum, correct, seen = loss_sum + loss.item(), correct + int(corr), seen + len(train_batch[1])
                     bar.update(i + 1, loss_sum / seen)
+                loss_sum, correct, seen = self._sum_over_ranks(loss_sum, correct, seen)
                 self._end_epoch(lr, loss_sum / seen, correct / seen, time.perf_counter() - t0)
                 ran += 1
         return self.history
@@ -253,7 +272,16 @@ class DifferentiableSearch:
                 seen += len(y)
         finally:
             self.model.train()
+        loss, correct, seen = self._sum_over_ranks(loss, correct, seen)
         return loss / max(seen, 1), correct / max(seen, 1)
+
+    def _sum_over_ranks(self, *values: float) -> list[float]:
+        """Sums over the ranks (the values themselves in one process): every rank sees the same records."""
+        if not self.dist.distributed:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=self.model.arch_parameters()[0].device)
+        torch.distributed.all_reduce(t)
+        return t.tolist()
 
     def derived(self) -> Any:
         """The discrete architecture of the current alphas."""

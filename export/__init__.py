@@ -5,8 +5,9 @@ from one architecture with the supernets' own op modules (:mod:`supernet.ops`), 
 API and ``feature_info``; :func:`network_from_run` copies a trained supernet's weights for the
 architecture's path into it; :func:`save_network` / :func:`load_network` keep it in one file.
 timm registration lives in :mod:`export.timm_models` (``import export.timm_models``), ONNX and
-TorchScript in :mod:`export.formats`, retraining in :mod:`export.retrain`; none of them is imported
-here, so genas never needs timm or onnx.
+TorchScript in :mod:`export.formats`, retraining in :mod:`export.retrain`, detection / segmentation
+backbones in :mod:`export.backbone` (with :mod:`export.detectron2` and :mod:`export.mmseg` for the
+frameworks); none of them is imported here, so genas never needs timm, onnx, Detectron2 or MMSeg.
 
 Example:
     >>> import torch

@@ -26,7 +26,7 @@ from genas.counting import count_flops, count_params
 from genas.errors import ConfigError
 from genas.spaces import create_space
 
-__all__ = ["Network", "take_indices", "model_stats", "pretrained_cfg", "check_input_size"]
+__all__ = ["Network", "take_indices", "model_stats", "pretrained_cfg", "check_input_size", "geometry_hparams"]
 
 
 def pretrained_cfg(**overrides: Any) -> dict[str, Any]:
@@ -38,6 +38,16 @@ def pretrained_cfg(**overrides: Any) -> dict[str, Any]:
     }  # fmt: skip
     cfg.update(overrides)
     return cfg
+
+
+def geometry_hparams(geometry: str | None, output_stride: int | None) -> dict[str, Any]:
+    """The ``hparams`` entries of a non-default geometry (a classification network's record stays as it was)."""
+    out: dict[str, Any] = {}
+    if geometry not in (None, "cifar"):
+        out["geometry"] = geometry
+    if output_stride is not None:
+        out["output_stride"] = output_stride
+    return out
 
 
 def take_indices(num_levels: int, indices: int | Sequence[int] | None, owner: str) -> tuple[list[int], int]:
@@ -108,6 +118,10 @@ class Network(nn.Module, ABC):
     @abstractmethod
     def _prune_after(self, level: int) -> None:
         """Drop every module that only computes levels after ``level``."""
+
+    @abstractmethod
+    def stage_modules(self) -> list[list[nn.Module]]:
+        """The modules of the stem, then of each level after the one before (what ``frozen_stages`` freezes)."""
 
     # ---- timm's model API ----------------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from genas.validation import Boolean, Interval, Nullable, OneOf, Text
 __all__ = ["ModelConfig", "RetrainConfig", "NETWORK_NAMES"]
 
 NETWORK_NAMES = ("darts", "darts_imagenet", "nb201")
+GEOMETRIES = ("cifar", "dense")  # the network geometries of export.geometry (kept here: this module imports no torch)
 
 
 @config_section("model")
@@ -37,6 +38,8 @@ class ModelConfig(Section):
     affine: bool | None = None  # learnable BN affine parameters in the cells (True)
     stem_multiplier: int | None = None  # darts only (3)
     pool_bn: bool | None = None  # darts: the supernet's pooling op (pool + BN); --inherit sets it
+    geometry: str | None = None  # nb201 / darts: cifar (levels at strides 1/2/4) | dense (4/8/16/32), export.geometry
+    output_stride: int | None = None  # dilate the stages deeper than this stride (DeepLabV3: 8 or 16); None: none
     inherit: str | None = None  # a supernet run directory whose weights the network starts from
     inherit_checkpoint: str = "last"  # which checkpoint of that run
 
@@ -44,12 +47,13 @@ class ModelConfig(Section):
         "network": Nullable(OneOf(NETWORK_NAMES)), "channels": Nullable(Interval(int, 1, 4096)),
         "layers": Nullable(Interval(int, 1, 1000)), "auxiliary": Nullable(Boolean()), "affine": Nullable(Boolean()),
         "stem_multiplier": Nullable(Interval(int, 1, 64)), "pool_bn": Nullable(Boolean()), "inherit": Nullable(Text()),
+        "geometry": Nullable(OneOf(GEOMETRIES)), "output_stride": Nullable(Interval(int, 1, 1024)),
         "inherit_checkpoint": Text(),
     }  # fmt: skip
 
     def network_kwargs(self) -> dict[str, Any]:
         """The set network arguments (unset ones keep the network's defaults)."""
-        keys = ("channels", "layers", "auxiliary", "affine", "stem_multiplier", "pool_bn")
+        keys = ("channels", "layers", "auxiliary", "affine", "stem_multiplier", "pool_bn", "geometry", "output_stride")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 

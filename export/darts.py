@@ -29,7 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from export.base import Network
+from export.base import Network, geometry_hparams
+from export.geometry import Block, apply_output_stride, check_geometry, dense_stem
+from genas.errors import ConfigError
 from genas.spaces import DARTS_OPS
 from genas.spaces.darts import DARTS_EDGES, DARTS_NODES
 from supernet.darts import run_cell
@@ -117,6 +119,9 @@ class DartsNetwork(Network):
         affine: Learnable BN affine parameters in the cells (reference evaluation: True).
         track_running_stats: Keep BN running statistics in the cells.
         pool_bn: A non-affine BN after each pooling op (the supernet's op; the evaluation model has none).
+        geometry: ``"cifar"`` (levels at strides 1 / 2 / 4) or ``"dense"`` (a stride-4 stem, reduce cells at
+            1/4, 2/4 and 3/4 depth: levels at 4 / 8 / 16 / 32); see :mod:`export.geometry`.
+        output_stride: Dilate the cells deeper than this stride instead of striding (None: no dilation).
         device: Where to build the parameters.
         dtype: Parameter dtype.
     """
@@ -138,43 +143,64 @@ class DartsNetwork(Network):
         affine: bool = True,
         track_running_stats: bool = True,
         pool_bn: bool = False,
+        geometry: str = "cifar",
+        output_stride: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(num_classes, in_chans)
+        check_geometry(geometry, self.name)
+        self.geometry = geometry
+        if geometry == "dense" and layers < 4:
+            raise ConfigError(f"geometry 'dense' of {self.name} needs layers >= 4 (a cell per stage). Got {layers} instead.")
+        if auxiliary and (geometry == "dense" or output_stride is not None):
+            raise ConfigError(f"auxiliary=True of {self.name} needs the classification geometry (geometry 'cifar', "
+                              "no output_stride); the tower is a training aid for classification")  # fmt: skip
         self.arch = self.parse_arch(arch)
         self.hparams = dict(num_classes=num_classes, in_chans=in_chans, channels=channels, layers=layers,
                             auxiliary=auxiliary, drop_path_rate=drop_path_rate, stem_multiplier=stem_multiplier,
                             affine=affine, track_running_stats=track_running_stats, pool_bn=pool_bn)  # fmt: skip
+        self.hparams.update(geometry_hparams(geometry, output_stride))
         dd = dict(device=device, dtype=dtype)
         self.feature_info = []
         c_stem = self._build_stem(in_chans, channels, stem_multiplier, **dd)
-        self._build_cells(c_stem, channels, layers, BNOptions(affine, track_running_stats), pool_bn, **dd)
+        blocks = self._build_cells(c_stem, channels, layers, BNOptions(affine, track_running_stats), pool_bn, **dd)
         self.auxiliary_head = AuxiliaryHead(self._c_aux, num_classes, self._imagenet, **dd) if auxiliary and num_classes else None
         self.classifier = nn.Linear(self.num_features, num_classes, **dd) if num_classes else nn.Identity()
         self.drop_path_prob = drop_path_rate
+        apply_output_stride(self, output_stride, blocks, c_stem[2])
 
     _imagenet = False
 
     def _build_stem(self, in_chans: int, c: int, stem_multiplier: int, **dd) -> tuple[int, int, int, bool]:
         """Build the stem; return (channels of s0, channels of s1, stride of s1, reduction_prev)."""
         c_stem = stem_multiplier * c
+        if self.geometry == "dense":
+            self.stem = dense_stem(in_chans, c_stem, **dd)
+            return c_stem, c_stem, 4, False
         self.stem = nn.Sequential(nn.Conv2d(in_chans, c_stem, 3, padding=1, bias=False, **dd), nn.BatchNorm2d(c_stem, **dd))
         return c_stem, c_stem, 1, False
 
-    def _build_cells(self, stem: tuple[int, int, int, bool], c: int, layers: int, bn: BNOptions, pool_bn: bool, **dd) -> None:
+    def _build_cells(self, stem: tuple[int, int, int, bool], c: int, layers: int, bn: BNOptions, pool_bn: bool,
+                     **dd) -> list[Block]:  # fmt: skip
+        """Build the cells; return their blocks for :func:`export.geometry.apply_output_stride`."""
         c_pp, c_p, stride, reduction_prev = stem
-        cells, self._cell_level = [], {}
+        cells, self._cell_level, blocks = [], {}, []
+        stages = 4 if self.geometry == "dense" else 3
+        reductions = {k * layers // stages for k in range(1, stages)}
         self._aux_index = 2 * layers // 3
         self._c_aux = c_p
         for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
+            reduction = i in reductions
             if reduction:
                 if i > 0:
                     self._add_level(f"cells.{i - 1}", c_p, stride, cell=i - 1)
                 c, stride = 2 * c, 2 * stride
             genes = self.arch.reduce if reduction else self.arch.normal
             cells.append(DartsCell(genes, c_pp, c_p, c, reduction, reduction_prev, bn, pool_bn, **dd))
+            s_in = stride // 2 if reduction else stride
+            blocks.append((cells[-1], s_in, stride, ("preprocess1", "ops")))
+            blocks.append((cells[-1], s_in // 2 if reduction_prev else s_in, s_in, ("preprocess0",)))
             reduction_prev = reduction
             c_pp, c_p = c_p, len(DARTS_NODES) * c
             if i == self._aux_index:
@@ -182,6 +208,7 @@ class DartsNetwork(Network):
         self._add_level(f"cells.{layers - 1}", c_p, stride, cell=layers - 1)
         self.cells = nn.ModuleList(cells)
         self.num_features = c_p
+        return blocks
 
     def _add_level(self, module: str, channels: int, stride: int, cell: int | None) -> None:
         if cell is not None:
@@ -245,6 +272,19 @@ class DartsNetwork(Network):
         if self._aux_index > last:
             self.auxiliary_head = None
 
+    def _stem_groups(self) -> tuple[list[list[nn.Module]], list[nn.Module]]:
+        """The stem's groups of :meth:`stage_modules`, and the modules that open the first cells' group."""
+        return [[self.stem]], []
+
+    def stage_modules(self) -> list[list[nn.Module]]:
+        done, opening = self._stem_groups()
+        groups = done + [list(opening)] + [[] for _ in range(len(self.feature_info) - len(done))]
+        level = len(done) - 1
+        for i, cell in enumerate(self.cells):
+            groups[level + 1].append(cell)
+            level += self._cell_level.get(i) is not None
+        return groups
+
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         super().reset_classifier(num_classes, global_pool)
         if self.auxiliary_head is not None:
@@ -268,10 +308,10 @@ class DartsImageNetNetwork(DartsNetwork):
 
     def __init__(self, arch: Any, num_classes: int = 1000, in_chans: int = 3, channels: int = 48, layers: int = 14,
                  auxiliary: bool = False, drop_path_rate: float = 0.0, affine: bool = True,
-                 track_running_stats: bool = True, pool_bn: bool = False, device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None) -> None:  # fmt: skip
+                 track_running_stats: bool = True, pool_bn: bool = False, output_stride: int | None = None,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:  # fmt: skip
         super().__init__(arch, num_classes, in_chans, channels, layers, auxiliary, drop_path_rate, 1, affine,
-                         track_running_stats, pool_bn, device, dtype)  # fmt: skip
+                         track_running_stats, pool_bn, output_stride=output_stride, device=device, dtype=dtype)  # fmt: skip
         del self.hparams["stem_multiplier"]
 
     def _build_stem(self, in_chans: int, c: int, stem_multiplier: int, **dd) -> tuple[int, int, int, bool]:
@@ -294,3 +334,6 @@ class DartsImageNetNetwork(DartsNetwork):
         super()._prune_after(level)
         if level == 0:
             self.stem1 = nn.Identity()
+
+    def _stem_groups(self) -> tuple[list[list[nn.Module]], list[nn.Module]]:
+        return [[self.stem0], []], [self.stem1]  # level 0 is the stem's own output

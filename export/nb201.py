@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from export.base import Network
+from export.base import Network, geometry_hparams
+from export.geometry import apply_output_stride, check_geometry, dense_stem
 from supernet.nb201 import NB201FixedCell
 from supernet.ops import BNOptions, ResNetBasicBlock, nb201_op
 
@@ -40,6 +41,9 @@ class NB201Network(Network):
         layers: N, cells per stage (benchmark: 5).
         affine: Learnable BN affine parameters in the cells (benchmark training: True).
         track_running_stats: Keep BN running statistics in the cells.
+        geometry: ``"cifar"`` (levels at strides 1 / 2 / 4) or ``"dense"`` (a stride-4 stem and a fourth
+            stage at 8C: levels at 4 / 8 / 16 / 32); see :mod:`export.geometry`.
+        output_stride: Dilate the stages deeper than this stride instead of striding (None: no dilation).
         device: Where to build the parameters.
         dtype: Parameter dtype.
     """
@@ -56,34 +60,47 @@ class NB201Network(Network):
         layers: int = 5,
         affine: bool = True,
         track_running_stats: bool = True,
+        geometry: str = "cifar",
+        output_stride: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(num_classes, in_chans)
+        check_geometry(geometry, self.name)
         dd = dict(device=device, dtype=dtype)
         self.arch = self.parse_arch(arch)
         self.hparams = dict(num_classes=num_classes, in_chans=in_chans, channels=channels, layers=layers,
                             affine=affine, track_running_stats=track_running_stats)  # fmt: skip
+        self.hparams.update(geometry_hparams(geometry, output_stride))
         bn = BNOptions(affine, track_running_stats)
-        self.stem = nn.Sequential(nn.Conv2d(in_chans, channels, 3, padding=1, bias=False, **dd), nn.BatchNorm2d(channels, **dd))
+        if geometry == "dense":
+            self.stem, stride, widths = dense_stem(in_chans, channels, **dd), 4, (1, 2, 4, 8)
+        else:
+            self.stem = nn.Sequential(nn.Conv2d(in_chans, channels, 3, padding=1, bias=False, **dd), nn.BatchNorm2d(channels, **dd))
+            stride, widths = 1, (1, 2, 4)
+        stem_stride, blocks = stride, []
         cells: list[nn.Module] = []
         self.feature_info = []
         self._cell_level: dict[int, int] = {}
         c_prev = channels
-        for stage, c in enumerate((channels, 2 * channels, 4 * channels)):
+        for stage, c in enumerate(w * channels for w in widths):
             if stage > 0:
                 self._cell_level[len(cells) - 1] = stage - 1
-                self.feature_info.append(dict(num_chs=c_prev, reduction=2 ** (stage - 1), module=f"cells.{len(cells) - 1}"))
+                self.feature_info.append(dict(num_chs=c_prev, reduction=stride, module=f"cells.{len(cells) - 1}"))
                 cells.append(ResNetBasicBlock(c_prev, c, BNOptions(), **dd))
+                blocks.append((cells[-1], stride, 2 * stride, None))
+                stride *= 2
             for _ in range(layers):
                 ops = [None if op == "none" else nb201_op(op, c, bn, **dd) for op in self.arch.ops]
                 cells.append(NB201FixedCell(ops))
+                blocks.append((cells[-1], stride, stride, None))
             c_prev = c
-        self.feature_info.append(dict(num_chs=c_prev, reduction=4, module="lastact"))
+        self.feature_info.append(dict(num_chs=c_prev, reduction=stride, module="lastact"))
         self.cells = nn.ModuleList(cells)
         self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev, **dd), nn.ReLU(inplace=False))
         self.num_features = c_prev
         self.classifier = nn.Linear(c_prev, num_classes, **dd) if num_classes else nn.Identity()
+        apply_output_stride(self, output_stride, blocks, stem_stride)
 
     def _run(self, x: torch.Tensor, take: Sequence[int] = (), stop: int | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         maps: list[torch.Tensor] = []
@@ -107,3 +124,12 @@ class NB201Network(Network):
         last = next(i for i, lv in self._cell_level.items() if lv == level)
         self.cells = self.cells[: last + 1]
         self.lastact = nn.Identity()
+
+    def stage_modules(self) -> list[list[nn.Module]]:
+        groups: list[list[nn.Module]] = [[self.stem]] + [[] for _ in self.feature_info]
+        level = 0
+        for i, cell in enumerate(self.cells):
+            groups[level + 1].append(cell)
+            level += self._cell_level.get(i) is not None
+        groups[-1].append(self.lastact)
+        return groups

@@ -51,7 +51,8 @@ SECTIONS: Registry[type["Section"]] = Registry("config section")
 #: process registered (a plugin's) is a typo.  ``tests/test_config.py`` keeps the table true.
 STAGE_SECTIONS = {
     "run": "genas", "data": "genas", "supernet": "supernet", "train": "supernet", "score": "scorers",
-    "search": "evolution", "differentiable": "differentiable", "model": "export", "retrain": "export",
+    "search": "evolution", "differentiable": "differentiable", "variants": "differentiable", "model": "export",
+    "retrain": "export",
 }  # fmt: skip
 _ORDER: list[str] = []  # registration order: the core's sections, then each stage's as it is imported
 

@@ -136,3 +136,75 @@ def all_gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * info.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def all_reduce_mean(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The mean of each tensor over the ranks, in one collective (the tensors themselves when not distributed)."""
+    world = dist_info().world_size
+    if world <= 1 or not tensors:
+        return tensors
+    flat = torch.cat([t.detach().reshape(-1) for t in tensors])
+    dist.all_reduce(flat)
+    flat /= world
+    out, i = [], 0
+    for t in tensors:
+        out.append(flat[i:i + t.numel()].view_as(t))
+        i += t.numel()
+    return out
+
+
+class SyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
+    """Batch normalisation over the global batch of every rank, on any device (gloo included).
+
+    ``torch.nn.SyncBatchNorm`` runs on GPUs only; this one all-reduces the per-channel sums with
+    ``torch.distributed.nn.functional.all_reduce``, which is differentiable, so the gradient of
+    every rank's loss reaches every rank's inputs as in one process with the whole batch.  Running
+    statistics (updated only in training mode with ``track_running_stats``) use the global
+    unbiased variance, as ``BatchNorm2d`` on the whole batch does.
+    """
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        use_batch = self.training or self.running_mean is None
+        if not use_batch or not dist_info().distributed:
+            return super().forward(input)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims = [0, *range(2, input.dim())]
+        count = torch.tensor([input.numel() / input.shape[1]], dtype=input.dtype, device=input.device)
+        packed = all_reduce(torch.cat([input.sum(dims), (input * input).sum(dims), count]))
+        c = input.shape[1]
+        n = packed[-1]
+        mean, sq = packed[:c] / n, packed[c:2 * c] / n
+        var = sq - mean * mean
+        shape = [1, c] + [1] * (input.dim() - 2)
+        out = (input - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        if self.training and self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(m * mean.detach())
+                self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1))
+        return out
+
+
+def convert_sync_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
+    """Every ``_BatchNorm`` of ``module`` as a :class:`SyncBatchNorm` (torch's own on CUDA), state kept."""
+    first = next(iter(module.parameters()), None)
+    if first is not None and first.device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(child, SyncBatchNorm):
+            new = SyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats,
+                                device=child.running_mean.device if child.running_mean is not None else None)  # fmt: skip
+            new.load_state_dict(child.state_dict())
+            new.train(child.training)
+            setattr(module, name, new)
+        else:
+            convert_sync_batchnorm(child)
+    return module
