@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ import torch
 from torch import nn
 
 from genas.errors import ConfigError
-from genas.registry import Registry
+from genas.registry import Registry, init_options, register_subclass
 from genas.validation import check_choice, check_float
 from differentiable.variants import LossFn
 
@@ -84,15 +83,9 @@ class ArchStep:
 
 
 def register_architect(name: str, *, description: str | None = None, overwrite: bool = False) -> Callable[[type], type]:
-    """Register an :class:`Architect` subclass under ``name`` (its ``gradient`` is checked here)."""
-
-    def deco(cls: type) -> type:
-        if not (inspect.isclass(cls) and issubclass(cls, Architect)):
-            raise ConfigError(f"register_architect({name!r}) needs an Architect subclass, got {cls!r}")
-        cls.name = name
-        return ARCHITECTS.register(name, description=description, overwrite=overwrite)(cls)
-
-    return deco
+    """Register an :class:`Architect` subclass under ``name``."""
+    return register_subclass(ARCHITECTS, Architect, "register_architect", name, description=description,
+                             overwrite=overwrite)  # fmt: skip
 
 
 def list_architects(pattern: str = "*") -> list[str]:
@@ -102,8 +95,7 @@ def list_architects(pattern: str = "*") -> list[str]:
 
 def architect_options(name: str) -> list[str]:
     """The keyword options architect ``name`` accepts."""
-    params = inspect.signature(ARCHITECTS.get(name).__init__).parameters
-    return [k for k, p in params.items() if k != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return init_options(ARCHITECTS.get(name))
 
 
 def create_architect(name: str, **options: Any) -> Architect:

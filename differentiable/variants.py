@@ -35,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -44,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genas.errors import ConfigError
-from genas.registry import Registry
+from genas.registry import Registry, init_options, register_subclass
 from genas.validation import check_bool, check_float, check_int
 
 __all__ = [
@@ -186,14 +185,7 @@ VARIANTS: Registry[type[Variant]] = Registry("variant", entry_point_group="genas
 
 def register_variant(name: str, *, description: str | None = None, overwrite: bool = False) -> Callable[[type], type]:
     """Register a :class:`Variant` subclass under ``name``."""
-
-    def deco(cls: type) -> type:
-        if not (inspect.isclass(cls) and issubclass(cls, Variant)):
-            raise ConfigError(f"register_variant({name!r}) needs a Variant subclass, got {cls!r}")
-        cls.name = name
-        return VARIANTS.register(name, description=description, overwrite=overwrite)(cls)
-
-    return deco
+    return register_subclass(VARIANTS, Variant, "register_variant", name, description=description, overwrite=overwrite)
 
 
 def list_variants(pattern: str = "*") -> list[str]:
@@ -203,8 +195,7 @@ def list_variants(pattern: str = "*") -> list[str]:
 
 def variant_options(name: str) -> list[str]:
     """The keyword options variant ``name`` accepts."""
-    params = inspect.signature(VARIANTS.get(name).__init__).parameters
-    return [k for k, p in params.items() if k != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return init_options(VARIANTS.get(name))
 
 
 def create_variants(names: Sequence[str], options: Mapping[str, Mapping[str, Any]] | None = None) -> VariantSet:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 import re
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -23,7 +24,7 @@ from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from genas.errors import ConfigError, PluginError, UnknownNameError
 
-__all__ = ["Registry", "Entry", "natural_key", "suggest"]
+__all__ = ["Registry", "Entry", "natural_key", "suggest", "register_subclass", "init_options"]
 
 T = TypeVar("T")
 
@@ -147,3 +148,26 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def register_subclass(registry: Registry[Any], base: type, who: str, name: str, *, description: str | None = None,
+                      overwrite: bool = False) -> Callable[[type], type]:  # fmt: skip
+    """A class decorator registering a ``base`` subclass under ``name`` and setting its ``name`` attribute.
+
+    The body of ``register_architect`` / ``register_variant``: anything but a ``base`` subclass is
+    refused with ``who`` named in the message.
+    """
+
+    def deco(cls: type) -> type:
+        if not (inspect.isclass(cls) and issubclass(cls, base)):
+            raise ConfigError(f"{who}({name!r}) needs a {base.__name__} subclass, got {cls!r}")
+        cls.name = name  # type: ignore[attr-defined]
+        return registry.register(name, description=description, overwrite=overwrite)(cls)
+
+    return deco
+
+
+def init_options(cls: type) -> list[str]:
+    """The keyword options ``cls(...)`` accepts, in signature order (what ``--list-*`` tables show)."""
+    params = inspect.signature(cls.__init__).parameters
+    return [k for k, p in params.items() if k != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
