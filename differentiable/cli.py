@@ -139,7 +139,8 @@ def search_from_config(cfg: Config, resume_dir: str | None = None, max_epochs: i
         arch = model.space.parse(row["arch"])
         meta = {
             "method": "differentiable", "architect": architect.name, "architect_options": architect.options(),
-            "variants": variants.names, "variant_options": variants.options(), "select": d.select, "supernet_run": str(run.path),
+            "variants": variants.names, "variant_options": variants.options(), "select": d.select,
+            "supernet_run": str(run.path),
             "differentiable": cfg.to_dict()["differentiable"], "versions": environment_record(cfg.run.seed)["versions"],
         }  # fmt: skip
         settings = {k: getattr(d, k) for k in ("epochs", "order", "select", "patience")}
