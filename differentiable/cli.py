@@ -99,8 +99,7 @@ def search_from_config(cfg: Config, resume_dir: str | None = None, max_epochs: i
     if max_epochs is not None and max_epochs < 1:
         raise ConfigError(f"--max-epochs must be a positive number of epochs. Got {max_epochs} instead.")
     architect = create_architect(d.architect, **d.architect_kwargs())
-    variants = variants if variants is not None else cfg.variants.build()
-    variants.check_architect(architect.name)
+    variants = variants if variants is not None else cfg.variants.build()  # DifferentiableSearch checks the pair
     table = _table(cfg)
     rt = start_runtime(cfg)
     resume = resume_dir is not None

@@ -109,15 +109,8 @@ class VariantsConfig(Section):
     }  # fmt: skip
 
     def check(self) -> None:
-        from differentiable.variants import VARIANTS
-
         self.use = [v.strip() for v in self.use if v.strip()]
-        seen: set[str] = set()
-        for name in self.use:
-            VARIANTS.get(name)  # an unknown name fails here, with a suggestion
-            if name in seen:
-                raise ConfigError(f"variant {name!r} is given twice in variants.use {self.use}; each applies once")
-            seen.add(name)
+        self.build()  # unknown names (with a suggestion), duplicates and bad options fail at load
 
     def options_for(self, name: str) -> dict[str, Any]:
         """The keys set for variant ``name``, without their prefix (``pc_k`` -> ``k``)."""
