@@ -24,9 +24,9 @@ import argparse
 import torch
 
 from _common import interleaved, machine, median, print_json, timed, write_result  # noqa: I001
-from differentiable import A2MArchitect, DifferentiableConfig, DifferentiableSearch, arch_gradient
-from differentiable.architects import create_architect
-from differentiable.mixed import create_mixed_supernet
+from genas.differentiable import A2MArchitect, DifferentiableConfig, DifferentiableSearch, arch_gradient
+from genas.differentiable.architects import create_architect
+from genas.differentiable.mixed import create_mixed_supernet
 
 
 def plain_sum(ops, x, weights, edge):

@@ -29,8 +29,8 @@ CONTENDERS = [("darts", ""), ("darts", "pc"), ("a2m", ""), ("a2m", "pc")]
 
 
 def child(architect: str, variant: str, args: argparse.Namespace) -> dict:
-    from differentiable import DifferentiableConfig, DifferentiableSearch, create_architect, create_mixed_supernet
-    from differentiable.variants import create_variants
+    from genas.differentiable import DifferentiableConfig, DifferentiableSearch, create_architect, create_mixed_supernet
+    from genas.differentiable.variants import create_variants
 
     torch.manual_seed(0)
     model = create_mixed_supernet("darts", num_classes=10, channels=args.channels, layers=args.layers)

@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 from abc import ABC, abstractmethod
@@ -39,10 +38,12 @@ __all__ = [
 ]  # fmt: skip
 
 STATE_FORMAT = "genas.search/1"
-_BUILTIN = ("evolution.spos", "evolution.rea", "evolution.random_search")
 _COMMON = ("space", "seed", "constraint")
 
-ALGORITHMS: Registry[type[SearchAlgorithm]] = Registry("search algorithm", entry_point_group="genas.search_algorithms")
+ALGORITHMS: Registry[type[SearchAlgorithm]] = Registry(
+    "search algorithm", entry_point_group="genas.search_algorithms",
+    builtins=("evolution.spos", "evolution.rea", "evolution.random_search"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -318,14 +319,8 @@ class SearchAlgorithm(ABC):
 
 
 # ---- front doors ---------------------------------------------------------------------------
-def _load_builtin() -> None:
-    for module in _BUILTIN:
-        importlib.import_module(module)
-
-
 def list_algorithms(pattern: str = "*") -> list[str]:
     """Names of registered search algorithms (``evolution``, ``random``, ``rea``, plugins)."""
-    _load_builtin()
     return ALGORITHMS.list(pattern)
 
 
@@ -339,7 +334,6 @@ def create_algorithm(
         >>> create_algorithm("rea", create_space("nb201"), seed=1, population=10, sample_size=3).describe()
         'rea(population=10, sample_size=3, cycles=950, batch_size=1, max_queries=None)'
     """
-    _load_builtin()
     cls = ALGORITHMS.get(name)
     return cls(space, seed=seed, constraint=constraint, **{k: v for k, v in params.items() if v is not None})
 
@@ -352,7 +346,6 @@ def algorithm_from_config(
     A config field is forwarded when the algorithm's ``__init__`` has a keyword of the same name
     (``population``, ``topk``, ... for ``evolution``); fields set to ``None`` keep the defaults.
     """
-    _load_builtin()
     cls = ALGORITHMS.get(cfg.algorithm)
     keywords = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", *_COMMON)]
     params = {k: getattr(cfg, k) for k in keywords if getattr(cfg, k, None) is not None}

@@ -120,8 +120,17 @@ def search_from_config(cfg: Config, run_dir: Path | None, out: Path, resume: boo
     def record(history: list[Any]) -> dict[str, Any]:
         return _top_record(history, scorer, ctx, sign, cost)
 
-    result = run_search(algo, lambda archs: sign * ctx.score(scorer, archs), out, resume=resume,
-                        progress=cfg.run.progress, metadata=meta, record=record)  # fmt: skip
+    from evolution.runner import HISTORY_FILE
+    from genas.io import removed_on_error
+
+    def scored() -> bool:  # a score on disk makes the folder a search to resume, not a leftover
+        return (out / HISTORY_FILE).is_file() and (out / HISTORY_FILE).stat().st_size > 0
+
+    # a scorer that fails on its first call (a plugin returning strings, shape (n, 2), n-1 scores)
+    # leaves nothing behind: the folder and history.jsonl this call made are removed
+    with removed_on_error(out, keep=scored):
+        result = run_search(algo, lambda archs: sign * ctx.score(scorer, archs), out, resume=resume,
+                            progress=cfg.run.progress, metadata=meta, record=record)  # fmt: skip
     if result.best is not None and rt.is_main:
         print(f"best architecture ({cfg.score.scorer} = {sign * result.best.score:.6g}, {result.num_scored} scored): {result.best.arch}")
         print(f"results in {out}")

@@ -31,9 +31,8 @@ _COMMON = {"max_params": Nullable(Interval(float, 0.0, None, "neither")),
 
 
 def _algorithm_class(name: str) -> type:
-    from evolution.base import ALGORITHMS, _load_builtin
+    from evolution.base import ALGORITHMS
 
-    _load_builtin()
     return ALGORITHMS.get(name)
 
 

@@ -39,7 +39,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from genas.distributed import DistInfo, all_gather_objects, barrier, broadcast_object, dist_info
-from genas.errors import CheckpointError, ConfigError, GenasError
+from genas.errors import CheckpointError, ConfigError, GenasError, NotTrainedError
 from genas.io import atomic_write_json, atomic_write_text, check_writable_dir, to_jsonable
 from genas.validation import check_int
 
@@ -235,13 +235,17 @@ def check_out_dir(out: Path, resume: bool) -> None:
     """Refuse, before any work, an output directory that cannot hold this search (writes nothing).
 
     A directory with a partial ``history.jsonl`` but no saved state (a search killed in its first
-    generation) is resumable; ``--resume`` of a directory holding nothing starts the search.
+    generation) is resumable; ``--resume`` of a directory holding no search is refused (nothing
+    to continue: the search starts without ``--resume``).
     """
     out = check_writable_dir(out, "--out")
     started = (out / STATE_FILE).exists() or ((out / HISTORY_FILE).is_file() and (out / HISTORY_FILE).stat().st_size > 0)
     if started and not resume:
         raise ConfigError(f"{out} already holds a search ({STATE_FILE}, {HISTORY_FILE}); pass --resume to "
                           "continue it, or choose another output directory (evolve.py: --out DIR)")
+    if resume and not started:
+        raise NotTrainedError(f"nothing to resume: {out} holds no search (no {STATE_FILE}, no scored {HISTORY_FILE}); "
+                              "start it without --resume")  # fmt: skip
 
 
 def _prepare(out: Path, resume: bool) -> dict[str, Any]:

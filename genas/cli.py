@@ -104,7 +104,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, default_config: str, stop
     unit = stop.rsplit("-", 1)[-1]
     parser.add_argument("--config", default=default_config, help=f"YAML file or a name in configs/ (default: {default_config})")
     parser.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
-                        help="continue an interrupted run (the config's run, or RUN_DIR)")  # fmt: skip
+                        help="continue an interrupted run (the config's run, or RUN_DIR); 'auto': continue the "
+                        "config's run if it exists, else start it (the default under torchrun --max-restarts)")  # fmt: skip
     parser.add_argument(stop, type=int, default=None, help=f"stop after this many {unit} (resume later)")
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE", help=f"load plugins ({plugins})")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
@@ -119,20 +120,38 @@ def checked(args: argparse.Namespace, what: str) -> bool:
     return False
 
 
+RESUME_AUTO = "auto"  # --resume auto: continue the config's run when it exists, else start it
+
+
 def run_config(args: argparse.Namespace, overrides: list, run_name: Callable[[Any], str]) -> Any:
     """The config of a command that owns a run directory: ``--config`` + overrides, or on ``--resume``
     the run's own ``config.yaml`` + overrides (``args.resume`` is then set to the run directory;
-    a bare ``--resume`` names the run the config would create, ``run_name(cfg)`` under ``run.root``)."""
+    a bare ``--resume`` names the run the config would create, ``run_name(cfg)`` under ``run.root``).
+
+    ``--resume auto`` — also what a start without ``--resume`` means under ``torchrun --max-restarts N``
+    (:func:`genas.distributed.elastic_restarts`), so that a restarted worker group continues instead
+    of refusing the run its predecessor left — resumes the config's run when it has started (its
+    ``config.yaml`` exists) and otherwise starts it (``args.resume`` becomes None).  Its
+    ``run.overwrite true`` replaces an existing run on the first start only, never on a restart.
+    """
     from pathlib import Path
 
     from genas.config import load_config
+    from genas.distributed import elastic_restarts
     from genas.runs import Run
 
+    restarts = elastic_restarts()
+    if args.resume is None and restarts.enabled:
+        args.resume = RESUME_AUTO
     if args.resume is None:
         return load_config(args.config, overrides)
-    if not args.resume:
+    if args.resume in ("", RESUME_AUTO):
         probe = load_config(args.config, overrides)
-        args.resume = str(Path(probe.run.root) / run_name(probe))
+        path = Path(probe.run.root) / run_name(probe)
+        if args.resume == RESUME_AUTO and (not (path / "config.yaml").exists() or (probe.run.overwrite and restarts.count == 0)):
+            args.resume = None  # nothing to continue (or replaced on purpose): a plain start
+            return probe
+        args.resume = str(path)
     return load_config(None, overrides, base=Run(args.resume).read_config())
 
 

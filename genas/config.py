@@ -51,8 +51,9 @@ SECTIONS: Registry[type["Section"]] = Registry("config section")
 #: process registered (a plugin's) is a typo.  ``tests/test_config.py`` keeps the table true.
 STAGE_SECTIONS = {
     "run": "genas", "data": "genas", "supernet": "supernet", "train": "supernet", "score": "scorers",
-    "search": "evolution", "differentiable": "differentiable", "variants": "differentiable", "model": "export",
-    "retrain": "export",
+    "search": "evolution", "differentiable": "genas.differentiable", "variants": "genas.differentiable",
+    "model": "genas.export",
+    "retrain": "genas.export",
 }  # fmt: skip
 _ORDER: list[str] = []  # registration order: the core's sections, then each stage's as it is imported
 
@@ -129,6 +130,7 @@ class RunConfig(Section):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int | None = None  # torch CPU threads; None: $OMP_NUM_THREADS, else the cores not busy at start (docs/training.md)
     checkpoint_every: int = 1  # epochs between periodic checkpoints; 0 = only init and last
+    checkpoint_steps: int = 0  # also write last.pt every N optimisation steps inside an epoch; 0 = at epoch ends only
     progress: bool = True
     overwrite: bool = False
     tensorboard: bool = False  # also log epoch metrics to <run>/tb (needs the `tb` extra)
@@ -136,6 +138,7 @@ class RunConfig(Section):
     constraints: ClassVar[dict[str, Any]] = {
         "name": Nullable(Text(MAX_NAME)), "root": Text(), "seed": Interval(int, 0, 2**32 - 1),
         "threads": Nullable(Interval(int, 1, 1024)), "checkpoint_every": Interval(int, 0),
+        "checkpoint_steps": Interval(int, 0),
         "progress": Boolean(), "overwrite": Boolean(), "tensorboard": Boolean(),
     }  # fmt: skip
 

@@ -16,12 +16,42 @@ import torch.distributed as dist
 
 __all__ = [
     "DistInfo", "init_distributed", "dist_info", "is_main", "barrier", "broadcast_object", "all_gather_objects",
-    "resolve_device", "local_rank", "set_threads", "free_cores",
+    "resolve_device", "local_rank", "set_threads", "free_cores", "ElasticRestarts", "elastic_restarts",
 ]  # fmt: skip
 
 def local_rank() -> int:
     """This process's ``LOCAL_RANK`` (set by torchrun; 0 otherwise) — the one place it is read."""
     return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+@dataclass(frozen=True)
+class ElasticRestarts:
+    """How ``torchrun`` may restart this worker group: ``--max-restarts`` and how many restarts came before."""
+
+    count: int = 0  # restarts of the worker group so far (0: the first start)
+    max: int = 0  # torchrun --max-restarts (0: a failed worker ends the job)
+    agent_store: bool = False  # the workers' store is the elastic agent's, one for every start of the group
+
+    @property
+    def enabled(self) -> bool:
+        """True when a failed worker group is started again, so a start must continue what the last one left."""
+        return self.max > 0 or self.count > 0
+
+
+def elastic_restarts() -> ElasticRestarts:
+    """torchrun's ``TORCHELASTIC_RESTART_COUNT`` / ``TORCHELASTIC_MAX_RESTARTS`` (and
+    ``TORCHELASTIC_USE_AGENT_STORE``) — the one place they are read.
+
+    Outside torchrun (or with values that are not numbers) both counts are 0.
+    """
+    def read(name: str) -> int:
+        try:
+            return max(0, int(os.environ.get(name, "0")))
+        except ValueError:
+            return 0
+
+    return ElasticRestarts(read("TORCHELASTIC_RESTART_COUNT"), read("TORCHELASTIC_MAX_RESTARTS"),
+                           os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True")  # fmt: skip
 
 
 def free_cores() -> int:
@@ -91,7 +121,14 @@ def resolve_device(device: str, rank: int | None = None) -> torch.device:
 
 
 def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group when started by ``torchrun`` (env vars present); otherwise a no-op."""
+    """Join the process group when started by ``torchrun`` (env vars present); otherwise a no-op.
+
+    Under ``torchrun --max-restarts`` every start of the worker group meets in the elastic agent's
+    one store (same ``MASTER_PORT``), where the ranks of an earlier start left their addresses under
+    the same keys: a restarted rank could read a dead peer's address and the group fail to connect
+    (measured with gloo and torch 2.14: the restart failed in 1 of 4 trials, then every retry).  The
+    group is therefore joined through a store prefixed by the restart count, fresh for each start.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
@@ -99,7 +136,16 @@ def init_distributed(device: torch.device) -> DistInfo:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend)
+        restarts = elastic_restarts()
+        if restarts.agent_store:
+            from torch.distributed.constants import default_pg_timeout
+
+            agent = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=False,
+                                  timeout=default_pg_timeout)  # fmt: skip
+            store = dist.PrefixStore(f"genas/start_{restarts.count}", agent)
+            dist.init_process_group(backend=backend, store=store, rank=int(os.environ["RANK"]), world_size=world)
+        else:
+            dist.init_process_group(backend=backend)
     return dist_info()
 
 

@@ -15,7 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, IO
 
-__all__ = ["atomic_writer", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "to_jsonable", "check_writable_dir"]
+__all__ = ["atomic_writer", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "to_jsonable", "check_writable_dir",
+           "removed_on_error"]
 
 
 def check_writable_dir(path: str | os.PathLike, option: str) -> Path:
@@ -40,6 +41,49 @@ def check_writable_dir(path: str | os.PathLike, option: str) -> Path:
         what = "is not a directory" if not probe.is_dir() else "is not writable"
         raise ConfigError(f"{path} cannot be written: {probe} {what}; choose another {option}")
     return path
+
+
+@contextlib.contextmanager
+def removed_on_error(path: str | os.PathLike, keep: Callable[[], bool] = lambda: False) -> Iterator[Path]:
+    """Undo, when the body raises, what it created at ``path``: the folder with any parents it made,
+    or the new entries of a folder that was already there. Nothing that existed before is touched.
+
+    ``keep()`` is asked first: True when the body left a result worth keeping (a search to resume),
+    which then stays. An interrupt (Ctrl-C) keeps everything: it is a pause, not a mistake.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp()) / "search" / "a"
+        >>> try:
+        ...     with removed_on_error(out):
+        ...         out.mkdir(parents=True)
+        ...         raise ValueError("the scorer returned strings")
+        ... except ValueError:
+        ...     pass
+        >>> out.parent.exists()
+        False
+    """
+    import shutil
+
+    path = Path(path)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    top = missing[-1] if missing else None  # the outermost folder this call may create
+    before = set(os.listdir(path)) if top is None and path.is_dir() else set()
+    try:
+        yield path
+    except Exception:
+        if not keep():
+            if top is not None:
+                made = [top]
+            else:
+                made = [path / name for name in set(os.listdir(path)) - before] if path.is_dir() else []
+            for p in made:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        p.unlink()
+        raise
 
 
 def _umask() -> int:

@@ -3,7 +3,10 @@
 One registry per kind (search spaces, datasets, scorers, search algorithms),
 each a module-level object, filled by a decorator::
 
-    SCORERS = Registry("scorer", entry_point_group="genas.scorers")
+    SCORERS = Registry("scorer", entry_point_group="genas.scorers", builtins=("scorers.flatness", ...))
+
+A registry knows the modules that hold its built-ins and imports them on its first lookup (``get``,
+``list``, ``in``), so no module imports another only for its registration side effect.
 
     @SCORERS.register("flatness", description="GeNAS flatness (eq. 4)")
     class Flatness: ...
@@ -59,13 +62,26 @@ class Registry(Generic[T]):
         kind: What the registry holds, used in messages ("scorer", "dataset").
         entry_point_group: Optional ``importlib.metadata`` entry-point group whose
             entries are imported (once) before a lookup misses.
+        builtins: Modules that register the built-in entries, imported (once) on the first lookup.
     """
 
-    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+    def __init__(self, kind: str, entry_point_group: str | None = None, builtins: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
+        self.builtins = tuple(builtins)
         self._entries: dict[str, Entry[T]] = {}
         self._entry_points_loaded = False
+        self._builtins_loaded = not self.builtins
+
+    def load_builtins(self) -> None:
+        """Import the modules that register the built-ins (once; a no-op afterwards)."""
+        if self._builtins_loaded:
+            return
+        self._builtins_loaded = True  # first: a built-in module may look names up while it registers
+        import importlib
+
+        for module in self.builtins:
+            importlib.import_module(module)
 
     def register(
         self, name: str | None = None, *, description: str | None = None, overwrite: bool = False, **meta: Any
@@ -117,6 +133,7 @@ class Registry(Generic[T]):
 
     def entry(self, name: str) -> Entry[T]:
         """Return the :class:`Entry` registered as ``name`` (with its metadata)."""
+        self.load_builtins()
         if name not in self._entries:
             self.load_entry_points()
         if name not in self._entries:
@@ -133,6 +150,7 @@ class Registry(Generic[T]):
 
     def list(self, pattern: str = "*") -> list[str]:
         """Names matching the shell-style ``pattern``, naturally sorted."""
+        self.load_builtins()
         self.load_entry_points()
         return sorted((n for n in self._entries if fnmatch.fnmatch(n, pattern)), key=natural_key)
 
@@ -141,12 +159,14 @@ class Registry(Generic[T]):
         return [self._entries[n] for n in self.list()]
 
     def __contains__(self, name: object) -> bool:
+        self.load_builtins()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.list())
 
     def __len__(self) -> int:
+        self.load_builtins()
         return len(self._entries)
 
 

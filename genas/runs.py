@@ -34,7 +34,8 @@ from genas.io import atomic_torch_save, atomic_write_json, atomic_write_text, ch
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Run", "environment_record", "git_revision", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
+__all__ = ["Run", "environment_record", "git_revision", "save_checkpoint", "load_checkpoint", "check_position",
+           "resume_error", "CHECKPOINT_FORMAT"]  # fmt: skip
 
 CHECKPOINT_FORMAT = "genas.supernet/1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -103,8 +104,49 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+def check_position(state: dict[str, Any], path: str | Path, steps_per_epoch: int | None = None) -> None:
+    """Raise :class:`CheckpointError` unless a trainer checkpoint's position can be resumed from.
+
+    ``epoch`` (and ``step`` / ``global_step`` where present) must be counts, ``step`` at most the
+    ``steps_per_epoch`` of this config's epochs (another ``data.batch_size`` or ``data.limit`` changes that), and
+    ``history`` one metrics row per finished epoch.  Run before anything is written: a checkpoint
+    that would fail later (``epoch="one"``) is refused in one line with the disk as it was.
+    """
+    for key in ("epoch", "step", "global_step"):
+        if key == "epoch" or key in state:
+            value = state.get(key)
+            if type(value) is not int or value < 0:
+                raise CheckpointError(f"cannot resume from {path}: its {key} is {value!r}, not a count; the checkpoint "
+                                      "is damaged (resume from an epoch_XXXX.pt copied over it, or start anew)")  # fmt: skip
+    step = state.get("step", 0)  # == steps_per_epoch: the epoch's steps done, its end not yet recorded (--max-steps)
+    if steps_per_epoch is not None and step > steps_per_epoch:
+        raise CheckpointError(f"cannot resume from {path}: it stopped at step {step} of an epoch, but this config's "
+                              f"epochs have {steps_per_epoch} steps; resume with the run's data.batch_size and data.limit")  # fmt: skip
+    history = state.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history) or len(history) != state["epoch"]:
+        raise CheckpointError(f"cannot resume from {path}: its metrics history does not hold one row per finished epoch "
+                              f"({state['epoch']}); the checkpoint is damaged")  # fmt: skip
+
+
+def resume_error(path: str | Path, exc: BaseException) -> CheckpointError:
+    """The one-line :class:`CheckpointError` for a checkpoint that fails to load into a trainer.
+
+    ``load_state_dict`` messages span lines ("Error(s) in loading state_dict for X:" then the
+    parameter); the first two are kept, on one line.
+    """
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    what = " ".join(lines[:2]) if lines and lines[0].endswith(":") else (lines[0] if lines else type(exc).__name__)
+    if len(what) > 300:
+        what = what[:297] + "..."
+    return CheckpointError(f"cannot resume from {path}: {what}; the checkpoint does not fit this run "
+                           "(damaged, or from another config)")
+
+
 class Run:
     """A run directory (created, or reopened for ``--resume``)."""
+
+    #: The files every run may hold; each must be a plain file when it exists (a resume reads or replaces them).
+    FILES = ("config.yaml", "env.json", "metrics.csv", "DONE", "checkpoints/init.pt", "checkpoints/last.pt")
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -112,11 +154,12 @@ class Run:
 
     @classmethod
     def create(cls, root: str | Path, name: str, cfg: Config | None = None, resume: bool = False,
-               overwrite: bool = False) -> Run:  # fmt: skip
+               overwrite: bool = False, outputs: tuple[str, ...] = ()) -> Run:  # fmt: skip
         """Check ``root/name`` for a new run (error if one exists, unless ``overwrite``) or one to resume.
 
         Nothing is written here: :meth:`prepare` makes the directory once every other check passed,
-        so a command refused at start leaves nothing behind.
+        so a command refused at start leaves nothing behind.  ``outputs`` names the command's own
+        result files (``best_arch.json``, ``model.pt``), checked like :attr:`FILES`.
         """
         run = cls(Path(root) / name)
         if len(run.path.name.encode()) > 255:
@@ -129,7 +172,24 @@ class Run:
             raise ConfigError(f"{run.path} already holds a run; continue it with --resume, "
                               "start another with --run.name NAME, or replace it with --run.overwrite true")  # fmt: skip
         run.check_writable()
+        run.check_files(outputs)
         return run
+
+    def check_files(self, outputs: tuple[str, ...] = ()) -> None:
+        """Raise :class:`CheckpointError` when something that is not a plain file stands where the run writes one.
+
+        A directory at ``checkpoints/last.pt`` would otherwise be taken for "no checkpoint" (the
+        run restarted from epoch 1) and fail at the first save, after the run's records changed.
+        """
+        if self.ckpt_dir.exists() and not self.ckpt_dir.is_dir():
+            raise CheckpointError(f"{self.ckpt_dir} is not a directory; the run directory is damaged: move it away "
+                                  "(or start another run with --run.name NAME)")  # fmt: skip
+        for rel in (*self.FILES, *outputs):
+            p = self.path / rel
+            if (p.exists() or p.is_symlink()) and not p.is_file():
+                what = "a directory" if p.is_dir() else "not a regular file"
+                raise CheckpointError(f"{p} is {what}, not a file the run can read or replace; the run directory is "
+                                      f"damaged: move {rel} away (or start another run with --run.name NAME)")  # fmt: skip
 
     def check_writable(self) -> None:
         """Raise :class:`ConfigError` unless the run directory can be created and written (writes nothing)."""
@@ -197,6 +257,18 @@ class Run:
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(self.path / "metrics.csv", buf.getvalue())
+
+    def sync_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Make ``metrics.csv`` hold exactly ``rows`` (a resumed checkpoint's history), removing it when empty.
+
+        A kill between a checkpoint and the metrics written after it leaves the file a row short;
+        rows beyond the checkpoint (an older writer's order) are dropped: the file agrees with what
+        the resumed run continues from.
+        """
+        if rows:
+            self.write_metrics(rows)
+        else:
+            (self.path / "metrics.csv").unlink(missing_ok=True)
 
     # ---- checkpoints -----------------------------------------------------------------
     def checkpoint_path(self, which: str) -> Path:

@@ -3,7 +3,7 @@
 :func:`train_epoch` runs one epoch of cross-entropy training (optional gradient clipping and an
 auxiliary-head loss) and :func:`evaluate` the mean loss and top-1 of a model over batches, both
 summing per image on the device and syncing once at the end.  Subnet scoring (``scorers``), the
-landscape's train-to-threshold source (``analysis.landscape``) and retraining (``export``) call
+landscape's train-to-threshold source (``genas.analysis.landscape``) and retraining (``export``) call
 these instead of writing their own loops; SPOS supernet training (``supernet.train``) has its own
 step because a step there samples a path.
 

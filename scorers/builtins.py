@@ -1,14 +1,12 @@
-"""The built-in scorers, imported so that each registers itself, and the listing of every scorer.
+"""The listing of every scorer (``--list-scorers``).
 
-The import goes one way: this module imports each built-in module, which imports
-:mod:`scorers.registry` and :mod:`scorers.base`; nothing upstream imports this module (the
-expression front door :mod:`scorers.combine` does, before it resolves a name).  The built-in
-modules import torch lazily, so listing the scorers (``--list-scorers``) costs no torch import.
+The built-in scorers register themselves when :data:`scorers.registry.SCORERS` first looks a name
+up (the registry knows their modules).  Those modules import torch lazily, so listing the scorers
+costs no torch import.
 """
 
 from __future__ import annotations
 
-from scorers import accuracy, activation, angle, flatness, oracle, saliency, zero_cost  # noqa: F401
 from scorers.registry import SCORERS
 
 __all__ = ["list_scorers", "scorer_table"]

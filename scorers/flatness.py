@@ -6,15 +6,16 @@ learnable parameter perturbed by N(0, sigma_i^2) (paper eq. 3-4):
     F = 1 / ( sum_{i=1}^{t-1} |L_{i+1} - L_i| / (sigma_{i+1} - sigma_i)  +  alpha * |L_1| / sigma_1 )
 
 The first term is the sharpness, the second the depth of the minimum; larger F = flatter and
-deeper.  ``mode="paper"`` (default) draws independent noise at each level (NB201 defaults
-sigma = 2e-3, 1e-2, 2e-2, alpha = 1; paper Tables 5-6).  ``mode="reference"`` reproduces the
-GeNAS code (``tester_wlm.py``): noise added cumulatively on one copy, one draw per level,
-per-batch mean losses, a 1e-5 guard in the denominator, sigma = 1e-3, 3e-3, 6e-3 unless given.
+deeper.  ``mode="paper"`` (default) takes the paper's settings (NB201 defaults sigma = 2e-3, 1e-2,
+2e-2, alpha = 1; paper Tables 5-6).  ``mode="reference"`` reproduces the GeNAS code
+(``tester_wlm.py``) in everything: per-batch mean losses, a 1e-5 guard in the denominator,
+sigma = 1e-3, 3e-3, 6e-3 unless given.
 
-The noise scheme is also its own option, ``noise``: ``independent`` (the paper: level i draws
-N(0, sigma_i^2)) or ``cumulative`` (the code: level i adds N(0, (sigma_i - sigma_{i-1})^2) to
-level i-1's weights, so its effective standard deviation is sqrt(sum_j (sigma_j - sigma_{j-1})^2):
-2e-3, 8.2e-3, 1.30e-2 for the paper's list).  See :func:`effective_sigmas`.
+The noise scheme is its own option, ``noise``: ``cumulative`` (the default in both modes: the GeNAS
+code, which produced the paper's figures, adds level i's noise N(0, (sigma_i - sigma_{i-1})^2) to level
+i-1's weights, so its effective standard deviation is sqrt(sum_j (sigma_j - sigma_{j-1})^2): 2e-3,
+8.2e-3, 1.30e-2 for the paper's list) or ``independent`` (the paper's text: level i draws
+N(0, sigma_i^2) afresh).  See :func:`effective_sigmas` and ``docs/ranking.md`` for why it matters.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from scorers.registry import register_scorer
 if TYPE_CHECKING:
     from scorers.context import ScoringContext
 
-__all__ = ["Flatness", "flatness_from_losses", "effective_sigmas", "PAPER_SIGMAS", "REFERENCE_SIGMAS", "NOISE_SCHEMES"]
+__all__ = ["Flatness", "flatness_from_losses", "flatness_terms", "effective_sigmas", "PAPER_SIGMAS", "REFERENCE_SIGMAS", "NOISE_SCHEMES"]
 
 PAPER_SIGMAS = (2e-3, 1e-2, 2e-2)
 REFERENCE_SIGMAS = (1e-3, 3e-3, 6e-3)
@@ -53,12 +54,23 @@ def effective_sigmas(sigmas: Sequence[float], noise: str = "independent") -> tup
     return tuple(float(v) for v in np.sqrt(np.cumsum(steps**2)))
 
 
-def flatness_from_losses(losses: Sequence[float], sigmas: Sequence[float], alpha: float = 1.0, guard: float = 0.0) -> float:
-    """GeNAS eq. 4 from the losses at each sigma level."""
+def flatness_terms(losses: Sequence[float], sigmas: Sequence[float], alpha: float = 1.0) -> tuple[float, float]:
+    """The two parts of eq. 4's denominator: (sharpness sum_i |L_{i+1} - L_i| / (sigma_{i+1} - sigma_i),
+    depth alpha * |L_1| / sigma_1).
+
+    Example:
+        >>> flatness_terms([2.0, 2.1, 2.4], [1e-3, 2e-3, 4e-3])
+        (250.0, 2000.0)
+    """
     L = np.asarray(losses, dtype=np.float64)
     s = np.asarray(sigmas, dtype=np.float64)
     sharp = float(np.sum(np.abs(np.diff(L)) / np.diff(s))) if len(L) > 1 else 0.0
-    depth = alpha * abs(float(L[0])) / float(s[0])
+    return sharp, alpha * abs(float(L[0])) / float(s[0])
+
+
+def flatness_from_losses(losses: Sequence[float], sigmas: Sequence[float], alpha: float = 1.0, guard: float = 0.0) -> float:
+    """GeNAS eq. 4 from the losses at each sigma level."""
+    sharp, depth = flatness_terms(losses, sigmas, alpha)
     return 1.0 / (sharp + depth + guard)
 
 
@@ -71,10 +83,11 @@ class Flatness(Scorer):
             reference mode).
         alpha: Weight of the depth term |L_1| / sigma_1 (paper: 1).
         draws: Independent noise draws per level, losses averaged (paper / reference code: 1).
-        mode: ``"paper"`` or ``"reference"`` (the GeNAS code: cumulative noise, per-batch mean losses,
+        mode: ``"paper"`` or ``"reference"`` (the GeNAS code: per-batch mean losses,
             the 1e-5 guard, its sigmas).
-        noise: ``"independent"`` (a fresh draw per level, the paper) or ``"cumulative"`` (increments
-            added level after level on one copy, the code); None: the mode's.
+        noise: ``"cumulative"`` (increments added level after level on one copy: the GeNAS code, which
+            produced the paper's figures; the default) or ``"independent"`` (a fresh draw per level,
+            as the paper's text reads).
         common_random_numbers: Use the same noise tensors for every candidate (per parameter name).
         active_only: Perturb only the active path's parameters (exactly the same loss, far cheaper);
             False perturbs every supernet parameter, as the reference procedure does.
@@ -101,7 +114,7 @@ class Flatness(Scorer):
         alpha: float = 1.0,
         draws: int = 1,
         mode: str = "paper",
-        noise: str | None = None,
+        noise: str = "cumulative",
         common_random_numbers: bool = True,
         active_only: bool = True,
         batching: str = "auto",
@@ -114,8 +127,7 @@ class Flatness(Scorer):
         self.mode = check_choice(mode, "mode", owner, ("paper", "reference"))
         default = PAPER_SIGMAS if mode == "paper" else REFERENCE_SIGMAS
         self.sigmas = tuple(check_increasing(default if sigmas is None else sigmas, "sigmas", owner))
-        self.noise = check_choice(noise or ("cumulative" if mode == "reference" else "independent"), "noise", owner,
-                                  NOISE_SCHEMES)  # fmt: skip
+        self.noise = check_choice(noise, "noise", owner, NOISE_SCHEMES)
         self.alpha = check_float(alpha, "alpha", owner, 0.0)
         self.draws = check_int(draws, "draws", owner, 1)
         if mode == "reference" and draws != 1:

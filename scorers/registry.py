@@ -22,7 +22,8 @@ from scorers.base import Needs, Scorer
 
 __all__ = ["SCORERS", "register_scorer", "load_plugin", "build_scorer", "scorer_options", "origin_of"]
 
-SCORERS: Registry[type[Scorer]] = Registry("scorer", entry_point_group="genas.scorers")
+SCORERS: Registry[type[Scorer]] = Registry("scorer", entry_point_group="genas.scorers", builtins=tuple(
+    f"scorers.{m}" for m in ("accuracy", "activation", "angle", "flatness", "oracle", "saliency", "zero_cost")))
 _ORIGINS: dict[str, str] = {}
 
 

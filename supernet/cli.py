@@ -6,11 +6,14 @@ Usage::
     python tools/train_supernet.py --config configs/nb201_cifar10.yaml --data.root /data/cifar
     python tools/train_supernet.py --train.epochs 5 --run.name try5
     python tools/train_supernet.py --resume                        # continue the run the config names
+    python tools/train_supernet.py --resume auto                   # continue it if it exists, else start it
     torchrun --nproc_per_node=2 tools/train_supernet.py ...        # DDP (gloo on CPU, NCCL on GPU)
+    torchrun --nproc_per_node=2 --max_restarts=2 tools/train_supernet.py --run.checkpoint_steps 50   # elastic
 
 Everything is checked before anything is written: a refused start or resume leaves the disk as
 it was.  A run killed at any moment (even before its first epoch checkpoint) continues with
-``--resume`` to the same weights as an uninterrupted run.
+``--resume`` to the same weights as an uninterrupted run; ``run.checkpoint_steps`` bounds the steps
+a kill loses.  Under ``torchrun --max-restarts`` a start means ``--resume auto``.
 """
 
 from __future__ import annotations
@@ -70,26 +73,36 @@ def train_from_config(cfg: Config, resume_dir: str | None = None, max_steps: int
     torch.manual_seed(cfg.run.seed)  # weight init: the same on every rank
     model = build_supernet(cfg.supernet, bundle, rt.device)
     sampler = UniformPathSampler(model.space, model.num_search_cells, seed=cfg.run.seed)
+    # the held-out column's BN recalibration batches: a fixed seeded draw of training batches (no global RNG)
+    n_bn = cfg.train.heldout_bn_batches if heldout is not None else 0
+    heldout_bn = loader.batches(n_bn, cfg.run.seed) if n_bn else None
     trainer = SupernetTrainer(
         model, sampler, loader, cfg.train, rt.device, run=run, dist=rt.dist, checkpoint_every=cfg.run.checkpoint_every,
         progress=cfg.run.progress, tensorboard=cfg.run.tensorboard,
         extra_state={"config": cfg.to_dict(), "input_shape": [bundle.channels, bundle.image_size, bundle.image_size]},
-        heldout=[next(iter(heldout))] if heldout is not None else None,
+        heldout=[next(iter(heldout))] if heldout is not None else None, checkpoint_steps=cfg.run.checkpoint_steps,
+        heldout_bn=heldout_bn,
     )  # fmt: skip
     which = run.latest() if resume else None
     if which is not None:
-        _resume(trainer, run, which, model.hparams)  # every check before the first write
-        if trainer.epoch >= cfg.train.epochs:
-            if rt.is_main:
-                print(f"{run.path} is finished ({trainer.epoch}/{cfg.train.epochs} epochs); nothing to resume "
-                      "(raise --train.epochs to train on)")  # fmt: skip
-            return run
+        _resume(trainer, run, which, model.hparams, len(loader))  # every check before the first write
+    finished = trainer.epoch >= cfg.train.epochs
+    if finished and run.done:
+        if rt.is_main:
+            print(f"{run.path} is finished ({trainer.epoch}/{cfg.train.epochs} epochs); nothing to resume "
+                  "(raise --train.epochs to train on)")  # fmt: skip
+        return run
+    if resume and which is None and rt.is_main:  # killed before its first checkpoint: said, not silent
+        print(f"{run.path} holds no checkpoint yet (stopped before its first); it starts again from step 0")
     if rt.is_main:
         run.prepare(fresh=cfg.run.overwrite and not resume)
         run.write_config(cfg)  # on --resume: the run's config plus any overrides (e.g. more epochs)
         run.write_env(cfg.run.seed, {"device": str(rt.device), "resumed_from": which})
+        if which is not None:
+            run.sync_metrics(trainer.history)  # killed between last.pt and metrics.csv: they agree again
     broadcast_object(None)  # the other ranks wait for the directory
-    trainer.fit(max_steps=max_steps)
+    if not finished:  # (finished but not marked done: killed after its last checkpoint; only the records remain)
+        trainer.fit(max_steps=max_steps)
     if rt.is_main and trainer.epoch >= cfg.train.epochs:
         last = trainer.history[-1] if trainer.history else {}
         run.mark_done({"epochs": trainer.epoch, "global_step": trainer.global_step, **last})
@@ -97,19 +110,22 @@ def train_from_config(cfg: Config, resume_dir: str | None = None, max_steps: int
     return run
 
 
-def _resume(trainer: Any, run: Any, which: str, hparams: dict[str, Any]) -> None:
+def _resume(trainer: Any, run: Any, which: str, hparams: dict[str, Any], steps_per_epoch: int) -> None:
     from genas.errors import CheckpointError, GenasError
+    from genas.runs import check_position, resume_error
 
+    path = run.checkpoint_path(which)
     state = run.load(which, map_location=trainer.device)
     if state.get("hparams") != hparams:
-        raise CheckpointError(f"{run.checkpoint_path(which)} was trained with {state.get('hparams')}, "
+        raise CheckpointError(f"{path} was trained with {state.get('hparams')}, "
                               f"incompatible with this config's supernet {hparams}")  # fmt: skip
+    check_position(state, path, steps_per_epoch)
     try:
         trainer.load_state_dict(state)
     except GenasError:
         raise
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"cannot resume from {run.checkpoint_path(which)}: {str(exc).splitlines()[0]}") from exc
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise resume_error(path, exc) from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:

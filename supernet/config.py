@@ -62,6 +62,7 @@ class TrainConfig(Section):
     unsampled_update: str = "decay"  # decay (reference code: zero-filled grads) | freeze (None grads)
     step: str = "eager"  # eager (the reference) | graph (masked path, one CUDA graph per step)
     step_fallback: bool = True  # graph on a configuration it cannot capture: eager with a warning (else an error)
+    heldout_bn_batches: int = 1  # training batches each held-out path's BN statistics are recalibrated on (0: running stats)
 
     constraints: ClassVar[dict[str, Any]] = {
         "epochs": Interval(int, 1, 100_000), "lr": Interval(float, 0.0, 100.0, "right"),
@@ -69,5 +70,5 @@ class TrainConfig(Section):
         "nesterov": Boolean(), "weight_decay": Interval(float, 0.0, 1.0),
         "grad_clip": Nullable(Interval(float, 0.0, None, "neither")), "amp": OneOf(("bf16", "none")),
         "channels_last": Boolean(), "unsampled_update": OneOf(UNSAMPLED_UPDATES), "step": OneOf(STEPS),
-        "step_fallback": Boolean(),
+        "step_fallback": Boolean(), "heldout_bn_batches": Interval(int, 0, 10_000),
     }  # fmt: skip

@@ -20,12 +20,54 @@ from genas.runs import Run
 from supernet.registry import create_supernet
 from supernet.base import Supernet
 
-__all__ = ["build_data", "build_supernet", "TrainedSupernet", "load_trained", "default_run_name"]
+__all__ = ["build_data", "build_supernet", "TrainedSupernet", "load_trained", "default_run_name", "run_kind", "RUN_KINDS"]
+
+#: What made a directory (:func:`run_kind`), as messages name it.
+RUN_KINDS = {
+    "train": "a supernet training run (tools/train_supernet.py)",
+    "differentiable": "a differentiable search run (tools/search_darts.py)",
+    "retrain": "a retrain run (tools/retrain.py)",
+    "search": "the output folder of an evolution search (tools/evolve.py)",
+}
 
 
 def default_run_name(cfg: Config) -> str:
     """``run.name`` or ``<space>-<dataset>`` (e.g. ``nb201-digits``)."""
     return cfg.run.name or f"{cfg.supernet.space}-{cfg.data.dataset}"
+
+
+def run_kind(path: str | Path) -> str | None:
+    """Which command made the directory at ``path``: a key of :data:`RUN_KINDS`, or None (cannot tell).
+
+    A config holds every section its process had registered, so the sections alone do not tell: a
+    retrain run is the one whose ``model.arch`` is set (retraining writes the resolved architecture
+    first); a differentiable search's ``metrics.csv`` has ``valid_loss`` and ``arch`` columns, a
+    supernet training run's ``images_per_s`` (and it saves ``checkpoints/init.pt`` at step 0); before
+    either, a config with only one of the ``differentiable`` / ``train`` sections tells. An evolution
+    search's folder has no config but its ``search_state.json`` / ``history.jsonl``. Reads the config
+    and one line of ``metrics.csv``; writes nothing.
+    """
+    path = Path(path)
+    if not (path / "config.yaml").is_file():
+        return "search" if any((path / f).is_file() for f in ("search_state.json", "history.jsonl")) else None
+    try:
+        sections = Run(path).read_config()
+    except (NotTrainedError, CheckpointError):
+        return None
+    model = sections.get("model")
+    if isinstance(model, dict) and model.get("arch") is not None and "retrain" in sections:
+        return "retrain"
+    try:
+        with open(path / "metrics.csv", encoding="utf-8") as fh:
+            columns = fh.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        columns = []
+    if "valid_loss" in columns and "arch" in columns:
+        return "differentiable"
+    if "images_per_s" in columns or (path / "checkpoints" / "init.pt").is_file():
+        return "train"
+    found = [kind for kind in ("differentiable", "train") if kind in sections]
+    return found[0] if len(found) == 1 else None
 
 
 def supernet_kwargs(cfg: SupernetConfig, bundle: DataBundle) -> dict[str, Any]:
@@ -64,6 +106,11 @@ def load_trained(
     if not run.path.is_dir():
         raise NotTrainedError(f"no supernet run at {run.path}; train one with `python tools/train_supernet.py` "
                               "(or point --supernet at a run directory)")  # fmt: skip
+    kind = run_kind(run.path)
+    if kind in ("retrain", "differentiable"):  # else a checkpoint of another format, or "space None"
+        made = run.path / ("model.pt" if kind == "retrain" else "best_arch.json")
+        raise NotTrainedError(f"{run.path} is {RUN_KINDS[kind]}, not a supernet training run (it made {made}); "
+                              "a trained supernet is the run directory of tools/train_supernet.py")  # fmt: skip
     cfg = load_config(None, base=run.read_config())
     state = run.load(which, map_location="cpu")
     hp = dict(state.get("hparams", {}))

@@ -44,6 +44,7 @@ from genas.errors import ConfigError, TrainingDivergedError
 from genas.progress import Progress
 from genas.runs import Run
 from genas.schedule import cosine_lr
+from supernet.bn import kept_bn_state, recalibrate_bn
 from supernet.config import TrainConfig
 from supernet.base import Supernet
 from supernet.graph_step import GraphStep, graph_step_unavailable
@@ -67,12 +68,18 @@ class SupernetTrainer:
         run: Run directory for checkpoints and metrics (rank 0 writes); None for none.
         dist: Rank information; the model is wrapped in DDP when ``dist.distributed``.
         checkpoint_every: Epochs between periodic checkpoints (0: only ``init`` and ``last``).
+        checkpoint_steps: Also write ``last`` every this many optimisation steps inside an epoch (0: at
+            epoch ends only), so that a kill loses at most that many steps; a resume continues at that step.
         progress: Show a rich progress bar (rank 0).
         extra_state: Saved into every checkpoint as is (e.g. the resolved config).
         tensorboard: Also log each epoch's metrics to ``<run>/tb`` (rank 0).
         heldout: Fixed held-out ``(x, y)`` batches; each epoch's ``heldout_acc`` is the mean top-1 of
-            :data:`HELDOUT_PATHS` fixed paths on them (running BN statistics, no recalibration): a
-            cheap signal that the supernet learns beyond its training batches.
+            :data:`HELDOUT_PATHS` fixed paths on them: a cheap signal that the supernet learns beyond
+            its training batches.
+        heldout_bn: Fixed training batches on which each held-out path's BN statistics are
+            recalibrated before it is evaluated (as the ``accuracy`` scorer does); the supernet's own
+            BN buffers are put back afterwards, so training is unchanged.  Empty: evaluate with the
+            supernet's running statistics, which mix every path.
         graph_capture: With ``cfg.step == "graph"``: capture the step as a CUDA graph (True), or run
             the same masked step uncaptured on any device (False: what the CPU tests compare).
     """
@@ -92,10 +99,12 @@ class SupernetTrainer:
         tensorboard: bool = False,
         heldout: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
         graph_capture: bool = True,
+        checkpoint_steps: int = 0,
+        heldout_bn: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> None:
         self.model, self.sampler, self.loader, self.cfg = model, sampler, loader, cfg
         self.device, self.run, self.dist = device, run, dist
-        self.checkpoint_every, self.progress = checkpoint_every, progress
+        self.checkpoint_every, self.checkpoint_steps, self.progress = checkpoint_every, checkpoint_steps, progress
         self.extra_state = extra_state or {}
         self.tb = None
         if tensorboard and run is not None and dist.is_main:
@@ -121,10 +130,13 @@ class SupernetTrainer:
         self.step = 0  # within the epoch
         self.global_step = 0
         self.history: list[dict[str, Any]] = []
-        self._sums: dict[str, float] = {"loss": 0.0, "correct": 0.0, "seen": 0.0}
+        self._sums: dict[str, float] = {"loss": 0.0, "correct": 0.0, "seen": 0.0}  # of the unfinished epoch, at its start
+        self._live: tuple[torch.Tensor, torch.Tensor] | None = None  # the running sums (seeded with _sums) in fit
+        self._live_seen = 0.0
         self.total_steps = cfg.epochs * len(loader)
         self.last_saved = "last"  # the checkpoint a resume would continue from
         self.heldout = list(heldout or [])
+        self.heldout_bn = list(heldout_bn or [])
         probe = UniformPathSampler(model.space, model.num_search_cells, seed=HELDOUT_SEED)
         self.heldout_paths = [probe.sample() for _ in range(HELDOUT_PATHS)] if self.heldout else []
         self.graph: GraphStep | None = None
@@ -159,7 +171,7 @@ class SupernetTrainer:
             "step": self.step,
             "global_step": self.global_step,
             "history": list(self.history),
-            "epoch_sums": dict(self._sums),  # loss / correct / seen so far in an unfinished epoch
+            "epoch_sums": self._epoch_sums(),  # loss / correct / seen so far in an unfinished epoch
             "unsampled_update": self.cfg.unsampled_update,
             "touched": self.graph.touched_names() if self.graph is not None else
                        [n for n, p in self.model.named_parameters() if p.grad is not None],  # fmt: skip
@@ -186,11 +198,38 @@ class SupernetTrainer:
         self.sampler.load_state_dict(state["sampler"])
         self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
         self.history = list(state.get("history", []))
-        self._sums = dict(state.get("epoch_sums", self._sums))
+        sums = state.get("epoch_sums", {"loss": 0.0, "correct": 0.0, "seen": 0.0})
+        self._sums = {k: float(sums[k]) for k in ("loss", "correct", "seen")}
+        if not self.dist.is_main:  # rank 0 carries the (all-rank) sums of the unfinished epoch
+            self._sums = {k: 0.0 for k in self._sums}
+        self._live = None
 
-    def _save(self, which: str) -> None:
+    def _epoch_sums(self, over_ranks: bool = False) -> dict[str, float]:
+        """Loss / correct / images of the unfinished epoch so far (``over_ranks``: summed over the ranks, a collective)."""
+        if self._live is None:
+            values = [self._sums["loss"], self._sums["correct"], self._sums["seen"]]
+        else:
+            values = [self._live[0].item(), float(self._live[1].item()), self._live_seen]
+        if over_ranks and self.dist.distributed:
+            t = torch.tensor(values, dtype=torch.float64, device=self.device)
+            torch.distributed.all_reduce(t)
+            values = t.tolist()
+        return dict(zip(("loss", "correct", "seen"), values))
+
+    def _hold(self, over_ranks: bool) -> None:
+        """Stop the running sums here (fit returns): the sums so far become the base of the next fit."""
+        sums = self._epoch_sums(over_ranks)
+        self._sums = sums if self.dist.is_main or not over_ranks else {k: 0.0 for k in sums}
+        self._live = None
+
+    def _save(self, which: str, over_ranks: bool = False) -> None:
+        """Write checkpoint ``which`` (rank 0); ``over_ranks``: every rank calls it, the epoch's sums are global."""
+        sums = self._epoch_sums(over_ranks) if over_ranks else None
         if self.run is not None and self.dist.is_main:
-            self.run.save(which, self.state_dict())
+            state = self.state_dict()
+            if sums is not None:
+                state["epoch_sums"] = sums
+            self.run.save(which, state)
         if which in ("init", "last"):
             self.last_saved = which
 
@@ -234,24 +273,26 @@ class SupernetTrainer:
             self._save("init")  # the weights at step 0: the angle scorer needs them
         self.model.train()
         steps_done, seen = 0, 0
-        self._sums_ref: tuple[torch.Tensor, torch.Tensor] | None = None
         n = len(self.loader)
         bar = Progress("train", self.cfg.epochs * n, {"epoch": "{}", "loss": "{:.4f}", "img/s": "{:.0f}"},
                        enabled=self.progress and self.dist.is_main, completed=self.global_step)  # fmt: skip
         try:
             with bar:
                 while self.epoch < self.cfg.epochs:
-                    loss_sum = torch.zeros((), device=self.device)
-                    correct = torch.zeros((), dtype=torch.long, device=self.device)
+                    # the running sums start from those of the epoch's part before a resume: the same float32
+                    # additions in the same order as an uninterrupted epoch, so its metrics row is the same too
+                    loss_sum = torch.full((), self._sums["loss"], device=self.device)
+                    correct = torch.full((), int(self._sums["correct"]), dtype=torch.long, device=self.device)
                     bad_step = torch.full((), -1, dtype=torch.long, device=self.device)  # first non-finite step
                     seen, t0 = 0, time.perf_counter()
-                    self._sums_ref = (loss_sum, correct)
+                    self._live, self._live_seen = (loss_sum, correct), self._sums["seen"]
                     for x, y in self.loader.iter_from(self.epoch, self.step):
                         loss, corr = self.train_step(x, y)
                         loss_sum += loss
                         correct += corr
                         bad_step.masked_fill_((bad_step < 0) & ~torch.isfinite(loss), self.step)
                         seen += y.numel()
+                        self._live_seen += y.numel()
                         self.step += 1
                         self.global_step += 1
                         steps_done += 1
@@ -265,16 +306,21 @@ class SupernetTrainer:
                             on_step(self.global_step)
                         if max_steps is not None and steps_done >= max_steps:
                             self._check_finite(bad_step)
-                            self._stash(loss_sum, correct, seen)
-                            self._save("last")
+                            self._save("last", over_ranks=True)
+                            self._hold(over_ranks=True)
                             return self.history
+                        if self.checkpoint_steps and self.global_step % self.checkpoint_steps == 0 and self.step < n:
+                            self._check_finite(bad_step)  # a checkpoint is only ever written of a finite run
+                            self._save("last", over_ranks=True)
                     self._check_finite(bad_step)
                     row = self._end_epoch(loss_sum, correct, seen, time.perf_counter() - t0)
                     bar.line(_epoch_line(row, self.cfg.epochs), self.global_step)
         except KeyboardInterrupt:
-            if self._sums_ref is not None and all(torch.isfinite(p).all() for p in self.model.parameters()):
-                self._stash(*self._sums_ref, seen)
+            # not inside the epoch-end bookkeeping (history and epoch disagree there): the last checkpoint stays then
+            if self._live is not None and len(self.history) == self.epoch and \
+                    all(torch.isfinite(p).all() for p in self.model.parameters()):  # fmt: skip
                 self._save("last")
+                self._hold(over_ranks=False)
             raise
         return self.history
 
@@ -289,29 +335,29 @@ class SupernetTrainer:
 
     @torch.no_grad()
     def heldout_accuracy(self) -> float | None:
-        """Mean top-1 of the fixed held-out paths on the held-out batches (None without held-out data)."""
+        """Mean top-1 of the fixed held-out paths on the held-out batches (None without held-out data).
+
+        With ``heldout_bn`` batches each path's BN statistics are first re-estimated on them (reset,
+        cumulative average, train-mode forwards of that path), as the ``accuracy`` scorer does; every
+        BN buffer, momentum and module mode is put back afterwards, and nothing draws random numbers,
+        so the training run continues exactly as without this column.
+        """
         if not self.heldout:
             return None
-        self.model.eval()
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
-        with self.autocast:
+        with self.autocast, kept_bn_state(self.model):
             for path in self.heldout_paths:
+                if self.heldout_bn:
+                    recalibrate_bn(self.model, self.heldout_bn, forward=lambda x, p=path: self.model(x, p))
+                self.model.eval()
                 for x, y in self.heldout:
                     correct += (self.model(x, path).argmax(1) == y).sum()
                     seen += y.numel()
-        self.model.train()
         return correct.item() / max(seen, 1)
 
-    def _stash(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> None:
-        """Keep the unfinished epoch's sums (on top of any restored ones) for the checkpoint."""
-        self._sums = {"loss": self._sums["loss"] + loss_sum.item(), "correct": self._sums["correct"] + correct.item(),
-                      "seen": self._sums["seen"] + seen}  # fmt: skip
-
     def _end_epoch(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, seconds: float) -> dict[str, Any]:
-        prev, self._sums = self._sums, {"loss": 0.0, "correct": 0.0, "seen": 0.0}
-        stats = torch.stack([loss_sum.float() + prev["loss"], correct.float() + prev["correct"],
-                             torch.tensor(float(seen) + prev["seen"], device=self.device)])  # fmt: skip
+        stats = torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(self._live_seen), device=self.device)])
         if self.dist.distributed:
             torch.distributed.all_reduce(stats)
             for buf in self.model.buffers():  # DDP syncs BN statistics at each forward; end the epoch in sync
@@ -328,9 +374,15 @@ class SupernetTrainer:
         acc = self.heldout_accuracy()
         if acc is not None:
             row = {**dict(list(row.items())[:3]), "heldout_acc": round(acc, 6), **dict(list(row.items())[3:])}
+        self._sums, self._live, self._live_seen = {"loss": 0.0, "correct": 0.0, "seen": 0.0}, None, 0.0
         self.history.append(row)
         self.epoch += 1
         self.step = 0
+        # checkpoints first, the metrics after: a kill in between leaves metrics.csv a row short of
+        # last.pt, which the resume rewrites from the checkpoint's history; never a row ahead of it
+        if self.checkpoint_every and self.epoch % self.checkpoint_every == 0:
+            self._save(f"epoch_{self.epoch:04d}")
+        self._save("last")
         if self.run is not None and self.dist.is_main:
             self.run.write_metrics(self.history)
         if self.tb is not None:
@@ -338,9 +390,6 @@ class SupernetTrainer:
                 if key != "epoch":
                     self.tb.add_scalar(f"train/{key}", value, row["epoch"])
             self.tb.flush()
-        if self.checkpoint_every and self.epoch % self.checkpoint_every == 0:
-            self._save(f"epoch_{self.epoch:04d}")
-        self._save("last")
         return row
 
 

@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-import differentiable.cli as cli  # noqa: E402
+import genas.differentiable.cli as cli  # noqa: E402
 
 
 def main() -> None:

@@ -62,7 +62,7 @@ def tiny_darts_run(tmp_path_factory) -> Path:
     return train_from_config(load_config("quickstart", over)).path
 
 
-def deepcopy_perturbed_losses(ctx, arch, sigmas):
+def deepcopy_perturbed_losses(ctx, arch, sigmas, cumulative=True):
     """The reference procedure by hand, with the engine's noise tensors: deepcopy the subnet, add
     the noise, evaluate every validation batch; exact fp32 on CUDA.
 
@@ -79,7 +79,7 @@ def deepcopy_perturbed_losses(ctx, arch, sigmas):
     sub = ctx.subnet(arch)
     names = {id(p): n for n, p in ctx.supernet.named_parameters()}
     named = [(names[id(p)], p) for p in sub.parameters()]
-    noise = make_noise({k: p.detach() for k, p in named}, NoisePlan(tuple(sigmas), seed=ctx.seed))
+    noise = make_noise({k: p.detach() for k, p in named}, NoisePlan(tuple(sigmas), cumulative=cumulative, seed=ctx.seed))
     n_images = sum(len(y) for _, y in ctx.valid_batches)
     losses = []
     with torch.no_grad(), exact_fp32():

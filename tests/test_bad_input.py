@@ -19,8 +19,8 @@ from tests.conftest import REPO, TINY_TRAIN
 
 TRAIN = ("train", "supernet.cli")
 EVOLVE = ("evolve", "evolution.cli")
-RANK = ("rank", "analysis.rank_cli")
-LANDSCAPE = ("landscape", "analysis.landscape.cli")
+RANK = ("rank", "genas.analysis.rank_cli")
+LANDSCAPE = ("landscape", "genas.analysis.landscape.cli")
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +38,40 @@ def files(tmp_path_factory):
     np.savez(d / "neg_labels.npz", x_train=x, y_train=np.r_[-1, np.zeros(39, int)], x_test=x, y_test=np.zeros(40, int))
     (d / "random.csv").write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
     (d / "archs.txt").write_text("|nor_conv_3x3~0|+|bogus|\n")
+    write_broken_npz(d, rng)
     return d
 
 
-def cases(files, tiny_run):
+def write_broken_npz(d, rng) -> None:
+    """npz files that fail inside zipfile, not numpy: a zip header on random bytes, a cut file, a bad CRC."""
+    (d / "zip_header.npz").write_bytes(b"PK\x03\x04" + rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    x = rng.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8)
+    arrays = dict(x_train=x, y_train=np.zeros(40, int), x_test=x, y_test=np.zeros(40, int))
+    np.savez(d / "whole.npz", **arrays)
+    whole = (d / "whole.npz").read_bytes()
+    (d / "whole.npz").unlink()
+    (d / "cut.npz").write_bytes(whole[: len(whole) // 2])
+    np.savez_compressed(d / "bad_crc.npz", **arrays)
+    data = bytearray((d / "bad_crc.npz").read_bytes())
+    data[100:140] = bytes(40)  # inside the first member's compressed bytes
+    (d / "bad_crc.npz").write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def bad_plugin(tmp_path_factory):
+    """Scorers that return what is not one score per architecture (in a folder of its own: Python caches it there)."""
+    path = tmp_path_factory.mktemp("plugins") / "bad_scorers.py"
+    path.write_text("import numpy as np\nfrom scorers import Needs, Scorer, register_scorer\n\n"
+                    "@register_scorer('two_columns', needs=Needs(supernet=False), overwrite=True)\n"
+                    "class TwoColumns(Scorer):\n    def score(self, archs, ctx):\n        return np.zeros((len(archs), 2))\n\n"
+                    "@register_scorer('one_short', needs=Needs(supernet=False), overwrite=True)\n"
+                    "class OneShort(Scorer):\n    def score(self, archs, ctx):\n        return np.zeros(len(archs) - 1)\n\n"
+                    "@register_scorer('strings', needs=Needs(supernet=False), overwrite=True)\n"
+                    "class Strings(Scorer):\n    def score(self, archs, ctx):\n        return ['high'] * len(archs)\n")  # fmt: skip
+    return path
+
+
+def cases(files, tiny_run, plugin):
     f, long_name = files, "n" * 300
     return [
         # files that are not what they claim, directories where a file is expected
@@ -94,6 +124,19 @@ def cases(files, tiny_run):
         (TRAIN, ["--data.batch_size", "5000"], "batch_size"),
         # resumes that must change nothing
         (TRAIN, ["--resume", f / "a_dir"], "holds no run"),
+        # npz files zipfile refuses (issue 27): one line naming the file, not BadZipFile
+        (TRAIN, ["--data.dataset", "npz", "--data.root", f / "zip_header.npz"], "zip_header.npz is not a readable npz file"),
+        (TRAIN, ["--data.dataset", "npz", "--data.root", f / "cut.npz"], "cut.npz is not a readable npz file"),
+        (TRAIN, ["--data.dataset", "npz", "--data.root", f / "bad_crc.npz"], "bad_crc.npz is not a readable npz file"),
+        (TRAIN, ["--data.dataset", "cifar10", "--data.root", f / "cut.npz"], "cut.npz is not a readable npz file"),
+        # plugin scorers that break the one-score-per-architecture contract: no search folder, no history left
+        (EVOLVE, ["--supernet", tiny_run, "--plugin", plugin, "--scorer", "two_columns"], "returned shape (1, 2) for 1"),
+        (EVOLVE, ["--supernet", tiny_run, "--plugin", plugin, "--scorer", "one_short"], "returned shape (0,) for 1"),
+        (EVOLVE, ["--supernet", tiny_run, "--plugin", plugin, "--scorer", "strings", "--out", "deep/er/search"],
+         "returned list, not numbers"),
+        (RANK, ["--supernet", tiny_run, "--plugin", plugin, "--scorer", "two_columns", "--sample", "20", "--out", "r"],
+         "returned shape (1, 2) for 1"),
+        (RANK, ["--plugin", plugin, "--scorer", "strings", "--sample", "20", "--out", "r/s"], "returned list, not numbers"),
     ]
 
 
@@ -107,14 +150,14 @@ def in_tmp(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_every_bad_input_is_one_line_exit_2_and_writes_nothing(files, tiny_run, in_tmp, capsys, nb201_table_path,
-                                                              monkeypatch):  # fmt: skip
+def test_every_bad_input_is_one_line_exit_2_and_writes_nothing(files, tiny_run, bad_plugin, in_tmp, capsys,
+                                                              nb201_table_path, monkeypatch):  # fmt: skip
     import importlib
 
     monkeypatch.setenv("GENAS_NB201_TABLE", str(nb201_table_path))
     watched = [in_tmp, files, tiny_run]
     failures = []
-    for (command, module), argv, needle in cases(files, tiny_run):
+    for (command, module), argv, needle in cases(files, tiny_run, bad_plugin):
         argv = [str(a) for a in argv]
         if command == "train":
             argv = [*TINY_TRAIN, *argv]

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from genas_cli.commands import main
+from genas.commands import main
 from tests.conftest import REPO
 
 
@@ -72,3 +72,25 @@ def test_default_threads_follow_the_free_cores(monkeypatch):
         assert distributed.set_threads(1) == 1  # an explicit run.threads always applies
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_users_own_modules_do_not_shadow_genas(tmp_path):
+    """genas installs four top-level names (genas, scorers, supernet, evolution); a user's own ``export.py``,
+    ``analysis.py`` or ``differentiable.py`` in the working directory, which ``python -m`` and ``python -c``
+    put first on ``sys.path``, must not be picked up in place of genas's packages."""
+    import subprocess
+    import sys
+
+    for name in ("export", "analysis", "differentiable", "commands"):
+        (tmp_path / f"{name}.py").write_text(f"raise ImportError('the user own {name}.py was imported')\n")
+    code = ("import genas, genas.export, genas.analysis, genas.differentiable, genas.commands\n"
+            "from genas.export import read_arch\nfrom genas.analysis.ranking import rank_report\n"
+            "from genas.differentiable import create_architect\nprint('ok')")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+    for argv in (["--version"], ["export", "--check", "--arch", "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+                                 "--format", "pt"], ["search-darts", "--check"], ["rank-nb201", "--help"]):  # fmt: skip
+        proc = subprocess.run([sys.executable, "-m", "genas", *argv], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+        assert proc.returncode == 0, f"{argv}: {proc.stderr}"
+        assert "user own" not in proc.stderr

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from differentiable import (
+from genas.differentiable import (
     ArchStep, Variant, VariantSet, a2m_gradient, arch_gradient, batch_stats_only, create_architect,
     create_mixed_supernet, list_architects, register_architect,
 )  # fmt: skip
-from differentiable.architects import ARCHITECTS, Architect, DartsArchitect
+from genas.differentiable.architects import ARCHITECTS, Architect, DartsArchitect
 from genas.errors import ConfigError, UnknownNameError
 from genas.spaces import DARTS_OPS, NB201_OPS, DartsArch, NB201Arch
 

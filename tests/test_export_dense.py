@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from export import create_network, save_network
-from export.backbone import create_backbone
+from genas.export import create_network, save_network
+from genas.export.backbone import create_backbone
 from genas.cli import run_cli
 from genas.errors import CheckpointError, ConfigError, InvalidArchitectureError
 from tests.test_export_networks import DARTS_V2, NB201, hooked_levels
@@ -41,7 +41,7 @@ def test_dense_levels_sit_at_strides_4_to_32_and_timm_reports_the_same(name):
     body = create_backbone(DENSE[name][0], name, **DENSE[name][1])
     assert body.feature_info == net.feature_info  # one record: the network's
     timm = pytest.importorskip("timm", reason="timm is not installed (pip install -e '.[export]')")
-    importlib.import_module("export.timm_models")  # registers the genas_* models
+    importlib.import_module("genas.export.timm_models")  # registers the genas_* models
 
     feats = timm.create_model(f"genas_{name}", arch=DENSE[name][0], features_only=True, **DENSE[name][1])
     assert feats.feature_info.reduction() == [4, 8, 16, 32]
@@ -124,7 +124,7 @@ def test_bad_backbone_options_name_the_value_and_what_is_allowed():
 
 
 def test_export_cli_says_in_one_line_what_output_stride_and_geometry_allow(capsys):
-    from export.cli import main
+    from genas.export.cli import main
 
     code = run_cli(main, ["--arch", NB201, "--model.output_stride", "8", "--format", "pt", "--out", "/nonexistent/x.pt"])
     err = capsys.readouterr().err.strip()
@@ -135,6 +135,6 @@ def test_export_cli_says_in_one_line_what_output_stride_and_geometry_allow(capsy
 
 
 def test_genas_imports_neither_framework():
-    code = "import sys, export, export.backbone, export.timm_models; print(any(m in sys.modules for m in ('detectron2', 'mmseg', 'mmengine')))"
+    code = "import sys, genas.export, genas.export.backbone, genas.export.timm_models; print(any(m in sys.modules for m in ('detectron2', 'mmseg', 'mmengine')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from export.cli import main as export_main
-from export.formats import check_export, export_onnx, export_torchscript, random_inputs
+from genas.export.cli import main as export_main
+from genas.export.formats import check_export, export_onnx, export_torchscript, random_inputs
 from genas.cli import run_cli
 from genas.spaces import create_space
 from tests.test_export_networks import DARTS_V2, NB201, tiny
@@ -122,9 +122,9 @@ def test_a_write_that_fails_late_is_one_line_exit_2_and_leaves_nothing(tmp_path,
 
 
 def test_genas_export_and_retrain_are_commands(tmp_path, capsys):
-    from genas_cli.commands import COMMANDS, dispatch
+    from genas.commands import COMMANDS, dispatch
 
-    assert COMMANDS["export"][0] == "export.cli" and COMMANDS["retrain"][0] == "export.retrain_cli"
+    assert COMMANDS["export"][0] == "genas.export.cli" and COMMANDS["retrain"][0] == "genas.export.retrain_cli"
     out = tmp_path / "net.pt"
     assert dispatch(["export", "--arch", NB201, "--model.channels", "4", "--model.layers", "1", "--format", "pt",
                      "--out", str(out)]) == 0  # fmt: skip

@@ -20,7 +20,7 @@ from mmseg.registry import MODELS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 
-from export import create_network, save_network  # noqa: E402
+from genas.export import create_network, save_network  # noqa: E402
 from genas.errors import CheckpointError, ConfigError  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 from tests.test_export_networks import NB201  # noqa: E402
@@ -31,7 +31,7 @@ OTHER_NB201 = "|nor_conv_1x1~0|+|avg_pool_3x3~0|skip_connect~1|+|skip_connect~0|
 
 @pytest.fixture(scope="module")
 def cfg():
-    config = Config.fromfile(str(CONFIG))  # its custom_imports import export.mmseg
+    config = Config.fromfile(str(CONFIG))  # its custom_imports import genas.export.mmseg
     register_all_modules(init_default_scope=False)
     init_default_scope("mmseg")
     config.model.backbone.update(arch=NB201, channels=8, layers=1)
@@ -95,16 +95,32 @@ def test_bad_arguments_are_named(cfg):
         MODELS.build(dict(type="GenasBackbone", arch=NB201, out_indice=(0,)))
 
 
-def test_registration_is_idempotent():
-    import export.mmseg
+@pytest.mark.parametrize("args, needle", [
+    ({"out_indices": (3, 2, 1, 0)}, "out_indices=(3, 2, 1, 0) of GenasBackbone (nb201) must list distinct levels from "
+                                    "high to low resolution (strides growing), as MMSeg's heads and necks index them; "
+                                    "e.g. (0, 1, 2, 3) of its levels 0..3"),
+    ({"out_indices": (0, 1, 1, 3)}, "out_indices=(0, 1, 1, 3) of GenasBackbone (nb201) must list distinct levels"),
+    ({"out_indices": (0, 1, 2, 5)}, "out_indices (0, 1, 2, 5) is out of range: nb201 has 4 feature levels: indices 0..3"),
+    ({"frozen_stages": 5}, "The 'frozen_stages' parameter of the nb201 backbone must be an int in the range [-1, 4] "
+                           "(-1: none, 0: the stem, k: the stem and levels 0..k-1). Got 5 instead."),
+    ({"frozen_stages": -2}, "must be an int in the range [-1, 4]"),
+])  # fmt: skip
+def test_levels_the_head_cannot_use_and_stages_beyond_the_depth_are_one_line(cfg, args, needle):
+    with pytest.raises(ConfigError) as info:
+        MODELS.build(dict(type="GenasBackbone", arch=NB201, channels=4, layers=1, **args))
+    assert needle in str(info.value) and "\n" not in str(info.value)
 
-    assert export.mmseg.register() == "GenasBackbone"
-    importlib.reload(export.mmseg)
-    assert export.mmseg.register() == "GenasBackbone" and MODELS.get("GenasBackbone") is export.mmseg.GenasBackbone
+
+def test_registration_is_idempotent():
+    import genas.export.mmseg
+
+    assert genas.export.mmseg.register() == "GenasBackbone"
+    importlib.reload(genas.export.mmseg)
+    assert genas.export.mmseg.register() == "GenasBackbone" and MODELS.get("GenasBackbone") is genas.export.mmseg.GenasBackbone
 
 
 def test_missing_mmseg_is_one_line_with_the_install_command():
-    code = "import sys; sys.modules['mmseg'] = None; import export.mmseg"
+    code = "import sys; sys.modules['mmseg'] = None; import genas.export.mmseg"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert "MissingDependencyError: the MMSegmentation backbone (export.mmseg) needs the 'mmseg' package, which is " \
+    assert "MissingDependencyError: the MMSegmentation backbone (genas.export.mmseg) needs the 'mmseg' package, which is " \
            "not installed: pip install mmengine 'mmcv>=2.0.0rc4,<2.2.0' mmsegmentation ftfy regex" in out.stderr  # fmt: skip

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from export import (
+from genas.export import (
     create_network, load_network, model_stats, network_from_run, network_from_supernet, read_arch, save_network,
 )  # fmt: skip
-from export.darts import drop_path
+from genas.export.darts import drop_path
 from genas.counting import count_flops, count_params
 from genas.errors import CheckpointError, ConfigError, DataNotFoundError, InvalidArchitectureError
 from genas.spaces import create_space
@@ -173,7 +173,7 @@ def test_inherit_refuses_another_space_other_channels_and_a_search_folder(tiny_r
 
 
 def test_a_copy_that_differs_from_the_supernet_subnet_is_refused():
-    from export.inherit import check_inherited
+    from genas.export.inherit import check_inherited
     from supernet import create_supernet
 
     torch.manual_seed(0)
@@ -232,7 +232,7 @@ def test_read_arch_from_a_search_result(tmp_path):
 
 
 def test_read_arch_from_a_differentiable_search_result(tmp_path):
-    from differentiable.records import write_best
+    from genas.differentiable.records import write_best
 
     class Architect:
         name = "a2m"

@@ -12,8 +12,8 @@ import torch
 
 timm = pytest.importorskip("timm", reason="timm is not installed (pip install -e '.[export]')")
 
-import export.timm_models  # noqa: E402  (registers the genas_* models)
-from export import create_network, save_network  # noqa: E402
+import genas.export.timm_models  # noqa: E402  (registers the genas_* models)
+from genas.export import create_network, save_network  # noqa: E402
 from genas.errors import ConfigError  # noqa: E402
 from tests.test_export_networks import DARTS_V2, NB201, hooked_levels  # noqa: E402
 
@@ -37,7 +37,7 @@ def test_models_are_registered():
 def test_create_model_is_the_genas_network(name):
     m = seeded(timm.create_model, name, num_classes=7, **SMALL[name]).eval()
     opts = dict(SMALL[name])
-    net = seeded(create_network, export.timm_models.MODEL_NAMES[name], opts.pop("arch"), num_classes=7, **opts).eval()
+    net = seeded(create_network, genas.export.timm_models.MODEL_NAMES[name], opts.pop("arch"), num_classes=7, **opts).eval()
     x = torch.randn(2, 3, SIZE[name], SIZE[name])
     with torch.no_grad():
         assert torch.equal(m(x), net(x))
@@ -48,7 +48,7 @@ def test_create_model_is_the_genas_network(name):
 @pytest.mark.parametrize("name", list(SMALL))
 def test_features_only_returns_the_networks_own_stage_outputs(name, tmp_path):
     opts = dict(SMALL[name])
-    net = seeded(create_network, export.timm_models.MODEL_NAMES[name], opts.pop("arch"), **opts).eval()
+    net = seeded(create_network, genas.export.timm_models.MODEL_NAMES[name], opts.pop("arch"), **opts).eval()
     path = save_network(net, tmp_path / "net.pt")
     overlay = dict(file=str(path))
     x = torch.randn(2, 3, SIZE[name], SIZE[name])
@@ -112,15 +112,15 @@ def test_model_api_reset_classifier_and_pre_logits():
 def test_registration_is_idempotent():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # timm warns when a name is registered twice
-        importlib.reload(export.timm_models)
+        importlib.reload(genas.export.timm_models)
     assert timm.create_model("genas_nb201", **SMALL["genas_nb201"]).num_classes == 10
 
 
 def test_genas_does_not_import_timm_and_says_how_to_install_it():
-    code = "import sys, genas, genas.data, supernet, export, export.retrain; print('timm' in sys.modules)"
+    code = "import sys, genas, genas.data, supernet, genas.export, genas.export.retrain; print('timm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-    code = "import sys; sys.modules['timm'] = None; import export.timm_models"  # as if timm were not installed
+    code = "import sys; sys.modules['timm'] = None; import genas.export.timm_models"  # as if timm were not installed
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert "MissingDependencyError: genas networks as timm models (export.timm_models) needs the 'timm' package, " \
+    assert "MissingDependencyError: genas networks as timm models (genas.export.timm_models) needs the 'timm' package, " \
            "which is not installed: pip install 'genas[export]'" in out.stderr  # fmt: skip

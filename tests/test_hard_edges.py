@@ -125,7 +125,7 @@ def test_angle_of_nan_weights_gets_the_worst_value_and_every_replacement_is_coun
 
 
 def test_rank_says_when_a_scorer_carries_no_ranking(tmp_path, nb201_table_path, capsys, tiny_run):
-    from analysis.rank_cli import main as rank_main
+    from genas.analysis.rank_cli import main as rank_main
 
     plugin = tmp_path / "flat_plugin.py"
     plugin.write_text("from scorers import Needs, register_scorer\n"

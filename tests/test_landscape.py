@@ -14,7 +14,7 @@ from scipy import stats
 
 from genas.tables import NB201Table
 from genas.errors import ConfigError, InvalidArchitectureError
-from analysis.landscape import (
+from genas.analysis.landscape import (
     PAPER_KS,
     PAPER_PAIRS,
     CallableSource,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.landscape import ScorerSource, accuracy_path, path_tree
-from analysis.landscape.cli import main as landscape_main
+from genas.analysis.landscape import ScorerSource, accuracy_path, path_tree
+from genas.analysis.landscape.cli import main as landscape_main
 from genas.spaces import create_space
 from scorers import ScoreConfig, ScoringContext, create_scorer
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-import export.config  # noqa: F401  (registers the model and retrain sections)
-from export import load_network
-from export.retrain import evaluate
-from export.retrain_cli import main as retrain_main
+import genas.export.config  # noqa: F401  (registers the model and retrain sections)
+from genas.export import load_network
+from genas.export.retrain import evaluate
+from genas.export.retrain_cli import main as retrain_main
 from genas.cli import run_cli
 from genas.config import load_config
 from genas.data import build_data, build_loader, create_dataset

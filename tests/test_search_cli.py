@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from evolution.cli import main as evolve_main
-from analysis.rank_cli import main as rank_main
+from genas.analysis.rank_cli import main as rank_main
 from tests.conftest import REPO
 
 SMALL = ["--search.population", "6", "--search.topk", "2", "--search.mutations", "2", "--search.crossovers", "2",

@@ -13,9 +13,9 @@ import time
 import pytest
 import torch
 
-import differentiable  # noqa: F401  (registers the differentiable section)
+import genas.differentiable  # noqa: F401  (registers the differentiable section)
 import supernet  # noqa: F401
-from differentiable.cli import main, search_from_config
+from genas.differentiable.cli import main, search_from_config
 from genas.cli import run_cli
 from genas.config import load_config
 from tests.conftest import REPO
@@ -51,7 +51,7 @@ def test_records_of_a_search(tmp_path, capsys):
     chosen = min(rows, key=lambda r: float(r["valid_loss"]))
     assert best["arch"] == chosen["arch"] and best["generation"] == int(chosen["epoch"])
     assert best["space"] == "nb201" and best["algorithm"] == "differentiable-a2m" and best["architect"] == "a2m"
-    from export.arch import read_arch
+    from genas.export.arch import read_arch
 
     assert read_arch(out / "best_arch.json", space="nb201") == search.model.space.parse(chosen["arch"])  # downstream
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch ")]
@@ -116,7 +116,7 @@ def test_darts_space_search_and_second_order(tmp_path):
                                "--differentiable.epochs", "1", "--differentiable.rho", "0.1"))  # fmt: skip
     best = json.loads((tmp_path / "d" / "best_arch.json").read_text())
     assert best["arch"].startswith("Genotype(") and best["space"] == "darts" and "genotype" in best
-    from export.arch import read_arch
+    from genas.export.arch import read_arch
 
     assert str(read_arch(tmp_path / "d" / "best_arch.json", space="darts")) == best["arch"]
     row = next(csv.DictReader((tmp_path / "d" / "metrics.csv").open()))

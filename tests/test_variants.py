@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import differentiable  # noqa: F401  (registers the differentiable sections)
+import genas.differentiable  # noqa: F401  (registers the differentiable sections)
 import supernet  # noqa: F401
-from differentiable import ArchStep, create_architect, create_mixed_supernet
-from differentiable.cli import main, search_from_config
-from differentiable.search import batch_stats_only
-from differentiable.variants import (
+from genas.differentiable import ArchStep, create_architect, create_mixed_supernet
+from genas.differentiable.cli import main, search_from_config
+from genas.differentiable.search import batch_stats_only
+from genas.differentiable.variants import (
     VARIANTS, BetaDecay, NeighbourhoodAware, Variant, VariantSet, channel_shuffle, create_variants, register_variant,
 )  # fmt: skip
 from genas.cli import run_cli
@@ -37,8 +37,8 @@ def batches(n=STEPS, seed=1, size=8):
 
 def run_steps(variants, space="nb201", architect="darts", epochs=2, **arch_opts):
     """A few search steps (architecture then weights) on fixed batches; returns the model."""
-    from differentiable.config import DifferentiableConfig
-    from differentiable.search import DifferentiableSearch
+    from genas.differentiable.config import DifferentiableConfig
+    from genas.differentiable.search import DifferentiableSearch
 
     model = tiny(space)
     data = batches()
@@ -116,7 +116,7 @@ def test_a2m_with_beta_has_the_term_in_all_four_gradients():
 
 # ---- SDARTS-RS ----------------------------------------------------------------------------------
 def test_sdarts_rs_perturbs_the_weight_step_only():
-    from differentiable.variants import SmoothRandom
+    from genas.differentiable.variants import SmoothRandom
 
     model = tiny()
     v = SmoothRandom()
@@ -130,8 +130,8 @@ def test_sdarts_rs_perturbs_the_weight_step_only():
     assert 0 < (noisy - weights["alpha"]).abs().max() <= 2 * v.eps
     # the architecture step is that of plain DARTS: same gradient, same alphas after it
     plain, rs = tiny(), tiny()
-    from differentiable.config import DifferentiableConfig
-    from differentiable.search import DifferentiableSearch
+    from genas.differentiable.config import DifferentiableConfig
+    from genas.differentiable.search import DifferentiableSearch
 
     data = batches(1)
     cfg = DifferentiableConfig(epochs=1)
@@ -230,7 +230,7 @@ def test_darts_minus_adds_the_decaying_skip_to_every_edge():
     x = torch.randn(2, 4, 8, 8)
     ops = model.search_cells()[0].edges[0]
     w = model.mixing_weights()
-    from differentiable.mixed import EdgeRef
+    from genas.differentiable.mixed import EdgeRef
 
     edge = EdgeRef("alpha", 0)
     torch.testing.assert_close(model.edge_fn(ops, x, w, edge), plain.edge_fn(ops, x, w, edge) + 0.75 * x)

@@ -339,7 +339,7 @@ def test_evolve_sums_a_proxy_with_a_one_shot_scorer(tiny_run, tmp_path):
 def test_rank_nb201_scores_proxies_without_a_supernet(tmp_path, nb201_table_path):
     import json
 
-    from analysis.rank_cli import main as rank_main
+    from genas.analysis.rank_cli import main as rank_main
 
     args = ["--scorer", "synflow,params", "--sample", "8", "--topk", "3", "--table", str(nb201_table_path),
             "--out", str(tmp_path / "rank"), "--run.progress", "false", "--supernet.channels", "4", "--supernet.layers", "1"]  # fmt: skip

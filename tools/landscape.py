@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
 from genas.cli import run_cli  # noqa: E402
-from analysis.landscape.cli import main  # noqa: E402
+from genas.analysis.landscape.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))

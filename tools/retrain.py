@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
-from export.retrain_cli import main  # noqa: E402
+from genas.export.retrain_cli import main  # noqa: E402
 from genas.cli import run_cli  # noqa: E402
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 # DeepLabV3 (MMSegmentation) on a genas backbone: mmseg's deeplabv3_r50-d8 Cityscapes 512x1024 40k recipe with
 # the ResNet-50-D8 swapped for the found network in the dense geometry, dilated to output stride 8.
 # Train with mmseg's tools/train.py (or `mim train mmseg configs/dense/mmseg_deeplabv3_genas.py`) from the genas
-# repository root, so that `export.mmseg` (which registers GenasBackbone) imports. See docs/export.md, "Segmentation".
+# repository root, so that `genas.export.mmseg` (which registers GenasBackbone) imports. See docs/export.md, "Segmentation".
 _base_ = [
     "mmseg::_base_/datasets/cityscapes.py",
     "mmseg::_base_/default_runtime.py",
     "mmseg::_base_/schedules/schedule_40k.py",
 ]
-custom_imports = dict(imports=["export.mmseg"], allow_failed_imports=False)
+custom_imports = dict(imports=["genas.export.mmseg"], allow_failed_imports=False)
 
 crop_size = (512, 1024)
 norm_cfg = dict(type="BN", requires_grad=True)  # SyncBN on several GPUs

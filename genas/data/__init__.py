@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from genas.data import datasets as _builtin  # noqa: F401  (registers the built-in datasets)
 from genas.data.base import AUGMENTATIONS, DATASETS, ArrayDataset, DataBundle, cap, split_rng
 from genas.lazy import lazy_exports
 from genas.errors import ConfigError

@@ -153,7 +153,7 @@ Builder = Callable[..., DataBundle]
 
 #: Every dataset genas can build. Register with ``splits=`` (the ``split`` values it accepts),
 #: ``files=`` (whether it reads files) and ``download=`` (whether ``download=True`` works).
-DATASETS: Registry[Builder] = Registry("dataset")
+DATASETS: Registry[Builder] = Registry("dataset", builtins=("genas.data.datasets",))
 
 
 def split_rng(seed: int, purpose: int) -> np.random.Generator:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -124,11 +126,12 @@ def read_npz(path: Path) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset | Non
     keys = ("x_train", "y_train", "x_test", "y_test")
     if path.is_dir():
         raise DataNotFoundError(f"{path} is a directory; data.root of dataset 'npz' is an .npz file")
+    unreadable = (f"{path} is not a readable npz file ({{}}); expected arrays x_train, y_train, x_test, y_test "
+                  "saved with numpy.savez")
     try:
         npz_file = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataNotFoundError(f"{path} is not a readable npz file ({type(exc).__name__}); expected arrays "
-                                "x_train, y_train, x_test, y_test saved with numpy.savez") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataNotFoundError(unreadable.format(type(exc).__name__)) from None
     if not hasattr(npz_file, "files"):
         raise DataNotFoundError(f"{path} holds a single array, not an npz archive of x_train, y_train, x_test, y_test")
     with npz_file as npz:
@@ -137,7 +140,10 @@ def read_npz(path: Path) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset | Non
             raise DataNotFoundError(f"{path}: npz file lacks array(s) {', '.join(missing)} (has {npz.files}).")
         if ("x_valid" in npz.files) != ("y_valid" in npz.files):
             raise DataNotFoundError(f"{path}: npz file has only one of x_valid / y_valid; give both or neither.")
-        arrays = {k: npz[k] for k in (*keys, "x_valid", "y_valid") if k in npz.files}
+        try:  # the members are read here: a truncated or corrupted archive fails now, not at open
+            arrays = {k: npz[k] for k in (*keys, "x_valid", "y_valid") if k in npz.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise DataNotFoundError(unreadable.format(f"{type(exc).__name__}: {exc}")) from None
     parts = {}
     for name in ("train", "test", "valid"):
         if f"x_{name}" not in arrays:

@@ -104,9 +104,13 @@ class DartsArch(Architecture):
             raise InvalidArchitectureError(f"not a DARTS Genotype: {genotype!r}") from exc
         cells = {}
         for cell in CELLS:
-            concat = list(fields[f"{cell}_concat"])
-            if concat != list(DARTS_NODES):
-                raise InvalidArchitectureError(f"{cell}_concat must be [2, 3, 4, 5], got {concat!r}")
+            concat = fields[f"{cell}_concat"]
+            if not _is_list(concat) or list(concat) != list(DARTS_NODES):
+                raise InvalidArchitectureError(f"{cell}_concat must be a list of node indices, [2, 3, 4, 5] (the cell's "
+                                               f"output joins its 4 intermediate nodes); got {concat!r}")  # fmt: skip
+            if not _is_list(fields[cell]):
+                raise InvalidArchitectureError(f"{cell} must be a list of 8 (op, input) pairs, 2 per node; "
+                                               f"got {fields[cell]!r}")  # fmt: skip
             pairs = list(fields[cell])
             if len(pairs) != 8:
                 raise InvalidArchitectureError(f"{cell} cell: a Genotype lists 8 (op, input) pairs, got {len(pairs)}")
@@ -142,6 +146,20 @@ class DartsArch(Architecture):
                 "reduce": [list(p) for p in g.reduce], "reduce_concat": g.reduce_concat}  # fmt: skip
 
 
+def _is_list(value: Any) -> bool:
+    """A list, tuple or ``range`` (the DARTS code writes ``normal_concat=range(2, 6)``), not a number or a string."""
+    return isinstance(value, (list, tuple, range))
+
+
+def _literal(node: ast.expr) -> Any:
+    """A literal, or ``range(a, b)`` as DARTS prints ``normal_concat`` (nothing is evaluated)."""
+    if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "range" and not node.keywords:
+        bounds = [ast.literal_eval(a) for a in node.args]
+        if len(bounds) in (1, 2) and all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
+            return list(range(*bounds))
+    return ast.literal_eval(node)
+
+
 def _parse_genotype_string(text: str) -> Genotype:
     try:
         tree = ast.parse(text.strip(), mode="eval").body
@@ -150,8 +168,8 @@ def _parse_genotype_string(text: str) -> Genotype:
     if not (isinstance(tree, ast.Call) and getattr(tree.func, "id", None) == "Genotype"):
         raise InvalidArchitectureError(f"malformed DARTS genotype string {text[:60]!r}: expected Genotype(normal=..., ...)")
     try:
-        args = [ast.literal_eval(a) for a in tree.args]
-        kwargs = {k.arg: ast.literal_eval(k.value) for k in tree.keywords}
+        args = [_literal(a) for a in tree.args]
+        kwargs = {k.arg: _literal(k.value) for k in tree.keywords}
     except ValueError as exc:
         raise InvalidArchitectureError(f"malformed DARTS genotype string {text[:60]!r}: values must be literals") from exc
     try:
@@ -197,7 +215,7 @@ class DartsSpace(SearchSpace):
                 return DartsArch.from_genotype(_parse_genotype_string(s))
             if s.startswith("{"):
                 return self.parse(json.loads(s))
-            if s.startswith("|"):
+            if s.startswith("|") or "~" in s:  # '~' is NB201's op~input; no DARTS form has it
                 raise InvalidArchitectureError(f"{s[:40]!r}... looks like an NB201 string, not a DARTS architecture")
             try:
                 genes = [int(t) for t in s.strip("[]()").replace(",", " ").split()]

@@ -94,6 +94,14 @@ class NB201Arch(Architecture):
             )
         ops: list[str] = []
         for j, part in enumerate(parts, start=1):
+            for end, side in ((part[:1], "leading"), (part[-1:], "trailing")):  # a '|' lost to a shell or an edit
+                if end != "|" and part.strip("|"):
+                    outer = (j, side) in ((1, "leading"), (3, "trailing"))  # the string's own first / last '|'
+                    where = f"the {side} '|'" if outer else f"node {j}'s {side} '|'"
+                    raise InvalidArchitectureError(
+                        f"malformed NB201 string {text!r}: {where} is missing ({part!r}); an NB201 string must be "
+                        "written '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'"
+                    )
             if not (part.startswith("|") and part.endswith("|")) or len(part) < 2:
                 raise InvalidArchitectureError(
                     f"malformed NB201 string {text!r}: node {j} must be written '|op~i|...|', got {part!r}"

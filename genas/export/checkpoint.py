@@ -1,0 +1,129 @@
+"""The network checkpoint: architecture, hyperparameters, weights and provenance in one file.
+
+``save_network(net, path)`` writes (atomically, through :mod:`genas.io`) a dict that
+``torch.load(weights_only=True)`` can read, so timm's own pretrained-file loader takes it too
+(it picks the ``state_dict`` key)::
+
+    format        "genas.network/1"
+    network       registry name ("nb201", "darts", "darts_imagenet")
+    space, arch   the architecture's space and its JSON form
+    hparams       the constructor arguments besides the architecture
+    state_dict    the weights
+    pretrained_cfg  input size, mean / std of the data it was trained on (timm's fields)
+    meta          where it came from (retrain run, inherited supernet, metrics)
+
+``load_network(path)`` rebuilds the network from that file alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genas.errors import CheckpointError
+from genas.io import atomic_torch_save, to_jsonable
+
+__all__ = ["NETWORK_FORMAT", "save_network", "load_network", "load", "read_network_file"]
+
+NETWORK_FORMAT = "genas.network/1"
+_CFG_KEYS = ("num_classes", "input_size", "mean", "std", "crop_pct", "interpolation", "pool_size")
+
+
+def save_network(net: Any, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
+    """Write ``net`` (a :class:`genas.export.base.Network`) to ``path`` atomically; return the path."""
+    cfg = {k: to_jsonable(net.pretrained_cfg[k]) for k in _CFG_KEYS if net.pretrained_cfg.get(k) is not None}
+    record = {
+        "format": NETWORK_FORMAT, "network": net.name, "space": net.space, "arch": net.arch.to_json(),
+        "arch_str": str(net.arch), "hparams": dict(net.hparams), "pretrained_cfg": cfg,
+        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "meta": to_jsonable(meta or {}),
+    }  # fmt: skip
+    atomic_torch_save(record, path)
+    return Path(path)
+
+
+def read_network_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The raw record of a network checkpoint, or :class:`CheckpointError` naming what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no network checkpoint at {path}; write one with tools/retrain.py or tools/export.py --format pt")
+    try:
+        record = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated, or not a torch file
+        raise CheckpointError(f"network checkpoint {path} is corrupt or not a torch file ({type(exc).__name__})") from exc
+    if not isinstance(record, dict) or record.get("format") != NETWORK_FORMAT:
+        fmt = record.get("format") if isinstance(record, dict) else None
+        if fmt == "genas.supernet/1" and "network" in record:  # a retrain run's training checkpoint
+            run, model = path.parent.parent, path.parent.parent / "model.pt"
+            where = (f"its network checkpoint is {model}" if model.is_file() else
+                     f"it has no model.pt yet: finish it (tools/retrain.py --resume {run}), then give {model}")  # fmt: skip
+            raise CheckpointError(f"{path} is a training checkpoint of retrain run {run}, not a network checkpoint; {where}")
+        hint = " (a supernet training checkpoint: export a subnet with --inherit RUN_DIR)" if fmt == "genas.supernet/1" else ""
+        raise CheckpointError(f"{path} is not a genas network checkpoint (expected format {NETWORK_FORMAT!r}){hint}")
+    for key, kind in (("network", str), ("hparams", dict), ("state_dict", dict)):
+        if not isinstance(record.get(key), kind):
+            raise CheckpointError(f"network checkpoint {path} is damaged: its {key!r} is {record.get(key)!r}, "
+                                  f"not a {kind.__name__}")  # fmt: skip
+    _check_hparams(path, record["network"], record["hparams"])
+    return record
+
+
+def _check_hparams(path: Path, network: str, hparams: dict[str, Any]) -> None:
+    """Refuse, in one line, hparams the network cannot be built from (an edited or damaged file)."""
+    import inspect
+
+    from genas.errors import GenasError
+    from genas.export.config import ModelConfig
+    from genas.export.registry import NETWORKS
+    from genas.validation import Boolean, Interval, check_params
+
+    try:
+        cls = NETWORKS.get(network)
+    except GenasError as exc:
+        raise CheckpointError(f"network checkpoint {path}: {exc}") from None
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "arch", "device", "dtype"}
+    unknown = sorted(set(hparams) - accepted)
+    if unknown:
+        raise CheckpointError(f"network checkpoint {path}: hparams {unknown} are not arguments of network {network!r} "
+                              f"(it takes {', '.join(sorted(accepted))}); the file is damaged or from another version")  # fmt: skip
+    constraints = {**ModelConfig.constraints, "num_classes": Interval(int, 0, None), "in_chans": Interval(int, 1, 4096),
+                   "track_running_stats": Boolean(), "drop_path_rate": Interval(float, 0.0, 1.0, "left")}  # fmt: skip
+    try:
+        check_params(f"network checkpoint {path}", constraints, hparams)
+    except GenasError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def load_network(path: str | Path, device: torch.device | str = "cpu") -> Any:
+    """Rebuild the network saved at ``path`` with its weights, in eval mode.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from genas.export import create_network
+        >>> net = create_network("nb201", "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|",
+        ...                      channels=4, layers=1).eval()
+        >>> path = save_network(net, tempfile.mkdtemp() + "/net.pt")
+        >>> x = torch.randn(2, 3, 16, 16)
+        >>> torch.equal(load_network(path)(x), net(x))
+        True
+    """
+    from genas.export.registry import create_network
+
+    from genas.errors import GenasError
+
+    record = read_network_file(path)
+    try:
+        net = create_network(record["network"], record["arch"], device=device, **record["hparams"])
+    except GenasError as exc:  # a malformed architecture, geometry its network refuses
+        raise CheckpointError(f"network checkpoint {path} cannot be rebuilt: {exc}") from None
+    try:
+        net.load_state_dict(record["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"network checkpoint {path}: the weights do not fit its own architecture ({str(exc).splitlines()[0]})") from exc
+    net.pretrained_cfg.update({k: tuple(v) if isinstance(v, list) else v for k, v in record.get("pretrained_cfg", {}).items()})
+    net.pretrained_cfg["file"] = str(path)
+    return net.eval()
+
+
+load = load_network  # ``genas.export.load(path)``
