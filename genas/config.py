@@ -181,7 +181,6 @@ class DataConfig(Section):
 
     def check(self) -> None:
         from genas.data.base import AUGMENTATIONS, DATASETS
-        from genas.data import datasets as _builtin  # noqa: F401  (registers the built-in datasets)
 
         DATASETS.get(self.dataset)  # an unknown name fails here, with a suggestion
         if self.augment is not None:
@@ -294,6 +293,7 @@ def load_config(
     path: str | Path | None = None,
     overrides: Sequence[str] | Sequence[tuple[str, Any]] | dict[str, Any] | None = None,
     base: dict[str, Any] | None = None,
+    only: Sequence[str] | None = None,
 ) -> Config:
     """Build and check a :class:`Config`: defaults <- ``base`` <- YAML file ``path`` <- ``overrides``.
 
@@ -301,8 +301,16 @@ def load_config(
         path: A YAML file, or the name of a file in ``configs/`` (``"quickstart"``).
         overrides: ``["--train.lr", "0.1"]``, ``[("train.lr", "0.1")]`` or ``{"train.lr": 0.1}``.
         base: A config dict applied before the file (e.g. a finished run's resolved config).
+        only: Build and check only these sections; the others are kept as read (a stage that needs a
+            run's ``supernet`` and ``data`` does not rebuild, say, the scorer of its ``score`` section).
+
+    Example:
+        >>> load_config(None, {"run.seed": 4, "score.scorer": "no_such_scorer"}, only=["run"]).run.seed
+        4
     """
     cfg = Config()
+    if only is not None:
+        cfg._sections = {name: section for name, section in cfg._sections.items() if name in only}
     if base:
         _layer(cfg, list(base.items()), from_cli=False)
     if path is not None:

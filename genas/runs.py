@@ -34,6 +34,8 @@ from genas.io import atomic_torch_save, atomic_write_json, atomic_write_text, ch
 if TYPE_CHECKING:
     import torch
 
+_CONFIG_CACHE: dict[tuple[str, int, int, int], dict[str, Any]] = {}  # Run.read_config's parse, keyed by file version
+
 __all__ = ["Run", "environment_record", "git_revision", "save_checkpoint", "load_checkpoint", "check_position",
            "resume_error", "CHECKPOINT_FORMAT"]  # fmt: skip
 
@@ -222,16 +224,24 @@ class Run:
         atomic_write_text(self.path / "config.yaml", dump_config(cfg))
 
     def read_config(self) -> dict[str, Any]:
+        """The run's ``config.yaml`` as a dict (parsed once per file version; each call gets its own copy)."""
+        import copy
+
         p = self.path / "config.yaml"
         if not p.is_file():
             raise NotTrainedError(f"{self.path} holds no run (no config.yaml); check the path, or start the run without --resume")
-        try:
-            data = yaml_load(p.read_text(encoding="utf-8")) or {}
-        except (UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise CheckpointError(f"{p} is not a readable config ({type(exc).__name__}); the run directory is damaged") from None
-        if not isinstance(data, dict):
-            raise CheckpointError(f"{p} does not hold a config mapping; the run directory is damaged")
-        return data
+        stat = p.stat()
+        key = (str(p.resolve()), stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if key not in _CONFIG_CACHE:
+            try:
+                data = yaml_load(p.read_text(encoding="utf-8")) or {}
+            except (UnicodeDecodeError, yaml.YAMLError) as exc:
+                raise CheckpointError(f"{p} is not a readable config ({type(exc).__name__}); the run directory is damaged") from None
+            if not isinstance(data, dict):
+                raise CheckpointError(f"{p} does not hold a config mapping; the run directory is damaged")
+            _CONFIG_CACHE.clear()  # one entry: the run a process works on
+            _CONFIG_CACHE[key] = data
+        return copy.deepcopy(_CONFIG_CACHE[key])
 
     def write_env(self, seed: int, extra: dict[str, Any] | None = None) -> None:
         env_path = self.path / "env.json"

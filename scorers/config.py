@@ -46,10 +46,23 @@ class ScoreConfig(Section):
     }  # fmt: skip
 
     def check(self) -> None:
+        self.build()  # names, options and their values, before any work
+
+    def build(self) -> list[Any]:
+        """The scorers of ``scorer`` (comma-separated expressions) with ``options``, built once per value.
+
+        The check at load builds them; a stage asking again gets the same objects, unless a field
+        changed since, which builds them anew.
+        """
         from scorers.combine import create_scorers
         from scorers.registry import load_plugin
 
-        for plugin in self.plugins:
-            load_plugin(plugin)
-        exprs = [e.strip() for e in self.scorer.split(",") if e.strip()]
-        create_scorers(exprs, **self.options)  # names, options and their values, before any work
+        key = repr((self.scorer, sorted(self.options.items(), key=str), list(self.plugins)))
+        built = self.__dict__.get("_built")
+        if built is None or built[0] != key:
+            for plugin in self.plugins:
+                load_plugin(plugin)
+            exprs = [e.strip() for e in self.scorer.split(",") if e.strip()]
+            built = (key, create_scorers(exprs, **self.options))
+            self.__dict__["_built"] = built
+        return built[1]

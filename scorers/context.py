@@ -174,7 +174,8 @@ class ScoringContext:
             ctx = cls.for_space(space or "nb201", seed=seed)
             ctx.device = torch.device(device)
         if needs.fresh_network:
-            trained = load_config(None, base=Run(run_dir).read_config()) if run_dir and Path(run_dir, "config.yaml").is_file() else None
+            trained = (load_config(None, base=Run(run_dir).read_config(), only=("run", "data", "supernet"))
+                       if run_dir and Path(run_dir, "config.yaml").is_file() else None)  # fmt: skip
             from scorers.fresh import FreshNetworks
 
             shape = network if network is not None else (trained.supernet if trained is not None else None)

@@ -111,7 +111,7 @@ def load_trained(
         made = run.path / ("model.pt" if kind == "retrain" else "best_arch.json")
         raise NotTrainedError(f"{run.path} is {RUN_KINDS[kind]}, not a supernet training run (it made {made}); "
                               "a trained supernet is the run directory of tools/train_supernet.py")  # fmt: skip
-    cfg = load_config(None, base=run.read_config())
+    cfg = load_config(None, base=run.read_config(), only=("run", "data", "supernet", "train"))
     state = run.load(which, map_location="cpu")
     hp = dict(state.get("hparams", {}))
     space = hp.pop("space", None)

@@ -9,13 +9,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 import genas.differentiable.cli as cli  # noqa: E402
+import genas.differentiable.stage as stage  # noqa: E402
 
 
 def main() -> None:
     out = Path(sys.argv[1])
     captured = []
-    search_from_config = cli.search_from_config
-    cli.search_from_config = lambda *a, **k: captured.append(search_from_config(*a, **k))
+    run = stage.run
+    stage.run = lambda *a, **k: captured.append(run(*a, **k))
     assert cli.main(sys.argv[2:]) == 0
     search = captured[0]
     rank = int(os.environ["RANK"])

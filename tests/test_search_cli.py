@@ -51,6 +51,29 @@ def test_evolve_every_scorer_family(tiny_run, tmp_path, scorer, extra):
     assert (out / "search_curve.png").stat().st_size > 1000
 
 
+def test_evolve_builds_its_scorer_once_and_parses_the_run_config_once(tiny_run, tmp_path, monkeypatch):
+    """The stage is built once (issue 23): one scorer for the config check and the search alike."""
+    import genas.runs
+    import scorers.combine
+
+    calls = {"create_scorers": 0, "parse run config": 0}
+    real_create, real_parse = scorers.combine.create_scorers, genas.runs.yaml_load
+
+    def counting_create(*args, **kwargs):
+        calls["create_scorers"] += 1
+        return real_create(*args, **kwargs)
+
+    def counting_parse(*args, **kwargs):
+        calls["parse run config"] += 1
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(scorers.combine, "create_scorers", counting_create)
+    monkeypatch.setattr(genas.runs, "yaml_load", counting_parse)
+    monkeypatch.setattr(genas.runs, "_CONFIG_CACHE", {})
+    assert evolve(tiny_run, tmp_path / "once", "--scorer", "angle+flatness") == 0
+    assert calls == {"create_scorers": 1, "parse run config": 1}
+
+
 def test_evolve_nb201_oracle_needs_no_supernet_weights(tiny_run, tmp_path, nb201_table_path, monkeypatch):
     monkeypatch.setenv("GENAS_NB201_TABLE", str(nb201_table_path))
     out = tmp_path / "oracle"
