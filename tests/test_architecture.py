@@ -105,3 +105,44 @@ def test_genas_version_and_help_import_no_torch():
             "print('TORCH' if 'torch._C' in sys.modules else 'NO-TORCH')")  # fmt: skip
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.stdout.splitlines()[0].startswith("genas ") and proc.stdout.strip().endswith("NO-TORCH"), proc.stdout
+
+
+def _runtime_imports(path) -> set[str]:
+    """Every module a file imports at run time (module level or in a function; not under ``if TYPE_CHECKING``)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)}  # fmt: skip
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_no_import_runs_in_a_circle():
+    """Not even through function-level imports (issue 23 found export/arch -> checkpoint -> registry -> arch)."""
+    modules = {}
+    for pkg in ("genas", "supernet", "scorers", "evolution"):
+        for path in (REPO / pkg).rglob("*.py"):
+            parts = list(path.relative_to(REPO).with_suffix("").parts)
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {m: {n for n in _runtime_imports(p) if n in modules and n != m} for m, p in modules.items()}
+    cycles, state = [], {}
+
+    def visit(m: str, stack: list[str]) -> None:  # depth-first search; a grey node met again closes a cycle
+        state[m] = "grey"
+        for n in sorted(graph[m]):
+            if state.get(n) == "grey":
+                cycles.append(" -> ".join(stack[stack.index(n):] + [m, n]) if n in stack else f"{m} -> {n}")
+            elif n not in state:
+                visit(n, stack + [m])
+        state[m] = "black"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
+    assert not cycles, "imports in a circle:\n" + "\n".join(cycles)

@@ -44,9 +44,9 @@ def _check_space(arch: Architecture, space: str | None, where: str) -> Architect
 
 def _from_file(path: Path, space: str | None) -> Architecture:
     if path.suffix in (".pt", ".pth"):
-        from genas.export.checkpoint import read_network_file
+        from genas.export.record import read_record  # the file format only: no network registry needed
 
-        record = read_network_file(path)
+        record = read_record(path)
         return _check_space(create_space(record["space"]).parse(record["arch"]), space, str(path))
     try:
         data = json.loads(path.read_text())

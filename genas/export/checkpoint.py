@@ -23,11 +23,11 @@ from typing import Any
 import torch
 
 from genas.errors import CheckpointError
+from genas.export.record import NETWORK_FORMAT, read_record
 from genas.io import atomic_torch_save, to_jsonable
 
 __all__ = ["NETWORK_FORMAT", "save_network", "load_network", "load", "read_network_file"]
 
-NETWORK_FORMAT = "genas.network/1"
 _CFG_KEYS = ("num_classes", "input_size", "mean", "std", "crop_pct", "interpolation", "pool_size")
 
 
@@ -43,29 +43,16 @@ def save_network(net: Any, path: str | Path, meta: dict[str, Any] | None = None)
     return Path(path)
 
 
+def write_network_file(net: Any, path: str | Path, image_size: int, metadata: dict[str, Any] | None = None) -> Path:
+    """The ``pt`` export format's writer (:mod:`genas.export.format_registry`): :func:`save_network`."""
+    return save_network(net, path, metadata)
+
+
 def read_network_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The raw record of a network checkpoint, or :class:`CheckpointError` naming what is wrong."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no network checkpoint at {path}; write one with tools/retrain.py or tools/export.py --format pt")
-    try:
-        record = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated, or not a torch file
-        raise CheckpointError(f"network checkpoint {path} is corrupt or not a torch file ({type(exc).__name__})") from exc
-    if not isinstance(record, dict) or record.get("format") != NETWORK_FORMAT:
-        fmt = record.get("format") if isinstance(record, dict) else None
-        if fmt == "genas.supernet/1" and "network" in record:  # a retrain run's training checkpoint
-            run, model = path.parent.parent, path.parent.parent / "model.pt"
-            where = (f"its network checkpoint is {model}" if model.is_file() else
-                     f"it has no model.pt yet: finish it (tools/retrain.py --resume {run}), then give {model}")  # fmt: skip
-            raise CheckpointError(f"{path} is a training checkpoint of retrain run {run}, not a network checkpoint; {where}")
-        hint = " (a supernet training checkpoint: export a subnet with --inherit RUN_DIR)" if fmt == "genas.supernet/1" else ""
-        raise CheckpointError(f"{path} is not a genas network checkpoint (expected format {NETWORK_FORMAT!r}){hint}")
-    for key, kind in (("network", str), ("hparams", dict), ("state_dict", dict)):
-        if not isinstance(record.get(key), kind):
-            raise CheckpointError(f"network checkpoint {path} is damaged: its {key!r} is {record.get(key)!r}, "
-                                  f"not a {kind.__name__}")  # fmt: skip
-    _check_hparams(path, record["network"], record["hparams"])
+    """The raw record of a network checkpoint, its hyperparameters checked against the network registry,
+    or :class:`CheckpointError` naming what is wrong."""
+    record = read_record(path, map_location)
+    _check_hparams(Path(path), record["network"], record["hparams"])
     return record
 
 

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from genas.cli import ArgumentParser, add_check, checked, parse_args, start_runtime
 from genas.config import load_config
+from genas.export.format_registry import EXPORT_FORMATS, list_formats, write
 
 __all__ = ["main", "check_output_path", "check_source", "build_from_args"]
 
@@ -38,7 +39,7 @@ def _parser() -> ArgumentParser:
     p.add_argument("--arch", default=None, help="best_arch.json, an NB201 string or a DARTS Genotype")
     p.add_argument("--checkpoint", default=None, metavar="MODEL_PT", help="a network checkpoint (tools/retrain.py's model.pt)")
     p.add_argument("--inherit", default=None, metavar="RUN_DIR", help="copy this supernet run's weights for the architecture")
-    p.add_argument("--format", default="onnx", choices=("onnx", "torchscript", "pt"), help="output format (default: onnx)")
+    p.add_argument("--format", default="onnx", choices=list_formats(), help="output format (default: onnx)")
     p.add_argument("--out", default=None, help="output file (default: next to --checkpoint, else runs/export/<network>.<ext>)")
     p.add_argument("--image-size", type=int, default=None, help="input side in pixels (default: the network's data)")
     p.add_argument("--num-classes", type=int, default=None, help="classifier outputs of a fresh network (default: the network's)")
@@ -142,9 +143,9 @@ def build_from_args(args: Any, cfg: Any, device: Any) -> tuple[Any, int, dict[st
 def main(argv: Sequence[str] | None = None) -> int:
     args, overrides = parse_args(_parser(), argv)
     import genas.export.config  # noqa: F401  (registers the model section)
-    from genas.export import model_stats, save_network
+    from genas.export import model_stats
     from genas.export.base import check_input_size
-    from genas.export.formats import EXTENSIONS, check_export, export_onnx, export_torchscript, random_inputs
+    from genas.export.formats import check_export, random_inputs
     from genas.export.deps import require
     from genas.errors import ConfigError
 
@@ -156,9 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"--{flag.replace('_', '-')} must be a positive int. Got {value} instead.")
     if not math.isfinite(args.atol) or args.atol < 0:  # before anything is written: a check that can never pass
         raise ConfigError(f"--atol must be a finite float >= 0 (the largest allowed difference to PyTorch). Got {args.atol} instead.")
-    if args.format == "onnx":  # missing packages are reported before any work
-        require("onnx", "ONNX export")
-        require("onnxruntime", "checking an ONNX export")
+    fmt = EXPORT_FORMATS.get(args.format)
+    for package, what in fmt.requires:  # missing packages are reported before any work
+        require(package, what)
+    if args.format == "onnx":
         if args.onnx_exporter == "dynamo":
             require("onnxscript", "ONNX export with the dynamo exporter (--onnx-exporter legacy does without)")
     if args.check:
@@ -167,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     rt = start_runtime(cfg)
     net, size, info = build_from_args(args, cfg, rt.device)
-    ext = EXTENSIONS[args.format]
+    ext = fmt.extension
     if args.out:
         out = Path(args.out)
     elif args.checkpoint:
@@ -183,14 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "subnet_max_abs_diff" in info:
         print(f"  weights of supernet run {info['inherited_from']} ({Path(info['checkpoint']).name}); output equals the "
               f"supernet's subnet on 2 random images: max |diff| = {info['subnet_max_abs_diff']:.3g}")  # fmt: skip
-    if args.format == "pt":
-        _write(out, lambda: save_network(net, out, {"source": "export", **info}))
-        print(f"wrote {out} (genas network checkpoint)")
+    _write(out, lambda: write(args.format, net, out, size, exporter=args.onnx_exporter,
+                              metadata={"source": "export", **info}))  # fmt: skip
+    if not fmt.checked:
+        print(f"wrote {out} ({EXPORT_FORMATS.entry(args.format).description})")
         return 0
-    if args.format == "onnx":
-        _write(out, lambda: export_onnx(net, out, size, exporter=args.onnx_exporter))
-    else:
-        _write(out, lambda: export_torchscript(net, out, size))
     result = check_export(args.format, out, net.cpu(), random_inputs(net.in_chans, size, seed=cfg.run.seed))
     verdict = "ok" if result["max_abs_diff"] <= args.atol else "FAILED"
     print(f"wrote {out} ({args.format}, dynamic batch); check against PyTorch on batches {result['batch_sizes']}: "
