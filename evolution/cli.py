@@ -3,11 +3,11 @@
 Usage::
 
     python tools/evolve.py --scorer angle+flatness             # the default run's supernet (quickstart)
-    python tools/evolve.py --scorer accuracy --supernet runs/nb201-cifar10 --search.iterations 20
+    python tools/evolve.py --scorer accuracy --supernet runs/nb201-cifar10 --search.options.iterations 20
     python tools/evolve.py --scorer flatness --score.options.sigmas "[1e-3,3e-3,6e-3]"
     python tools/evolve.py --scorer my_score --plugin my_scorers.py
     python tools/evolve.py --scorer synflow                     # zero-cost proxy: no trained supernet needed
-    python tools/evolve.py --scorer accuracy --search.algorithm rea --search.cycles 500
+    python tools/evolve.py --scorer accuracy --search.algorithm rea --search.options.cycles 500
     python tools/evolve.py --list-scorers
     python tools/evolve.py --resume                             # continue an interrupted search
 
@@ -32,7 +32,7 @@ def _parser() -> ArgumentParser:
         description="Evolutionary search over subnets of a trained supernet, ranked by a registered scorer.",
         epilog="Config values can be overridden as --section.key value (sections: run, score, search). "
         "Scorer options: --score.options.NAME value (e.g. --score.options.gamma 8). "
-        "Algorithm options: --search.NAME value (e.g. --search.cycles 500 with --search.algorithm rea).",
+        "Algorithm options: --search.options.NAME value (e.g. --search.options.cycles 500 with --search.algorithm rea).",
     )
     p.add_argument("--scorer", default=None, help="scorer expression, e.g. accuracy, angle+flatness, na:accuracy, synflow")
     p.add_argument("--supernet", default=None, metavar="RUN_DIR", help="training run to search (default: the config's run)")

@@ -1,15 +1,18 @@
 """The ``search`` config section: which search algorithm, its own options, and the resource budget.
 
-The keys of the section are ``algorithm``, ``max_params``, ``max_flops`` and the options of the
-chosen algorithm, named as its ``__init__`` names them and limited by its ``constraints`` table
-(``--search.cycles 500`` for ``rea``, ``--search.topk 10`` for ``evolution``).  Changing the
+The shape every pluggable kind has in the config: a name and an options mapping.  The keys of the
+section are ``algorithm``, ``options`` (the algorithm's own options, named as its ``__init__`` names
+them and limited by its ``constraints`` table: ``--search.options.cycles 500`` for ``rea``,
+``--search.options.topk 10`` for ``evolution``), ``max_params`` and ``max_flops``.  Changing the
 algorithm in a later layer (``--search.algorithm rea`` over a YAML file written for ``evolution``)
 drops the earlier layer's options that the new algorithm does not take; an option given in the
 same layer as the algorithm that it does not take is an error naming the options it does take.
+The old spelling without ``options.`` (``--search.cycles 500``) still works for one release, with a
+one-line deprecation warning.  Reading ``cfg.search.cycles`` stays the way to get an option's value.
 
 Example:
     >>> from genas.config import load_config
-    >>> cfg = load_config("quickstart", ["--search.algorithm", "rea", "--search.cycles", "500"])
+    >>> cfg = load_config("quickstart", ["--search.algorithm", "rea", "--search.options.cycles", "500"])
     >>> cfg.search.algorithm, cfg.search.population, cfg.search.cycles
     ('rea', 30, 500)
 """
@@ -44,16 +47,18 @@ class SearchConfig(Section):
         algorithm: A registered search algorithm (``evolution``, ``rea``, ``random``, plugins).
         max_params: Budget in millions of parameters (None: no limit).
         max_flops: Budget in MFLOPs (None: no limit).
-        **options: The algorithm's own options (checked against its ``constraints``).
+        options: The algorithm's own options (checked against its ``constraints``).
+        **old: The options by their old spelling, as keywords (deprecated: one warning line each).
     """
 
     set_first: ClassVar[tuple[str, ...]] = ("algorithm",)
 
     def __init__(self, algorithm: str = "evolution", max_params: float | None = None, max_flops: float | None = None,
-                 **options: Any) -> None:  # fmt: skip
+                 options: dict[str, Any] | None = None, **old: Any) -> None:  # fmt: skip
         self.__dict__.update(algorithm=algorithm, max_params=max_params, max_flops=max_flops, options={})
         _algorithm_class(algorithm)
-        for key, value in options.items():
+        self.set("options", dict(options or {}), from_cli=False)
+        for key, value in old.items():
             self.set(key, value, from_cli=False)
 
     # ---- keys ------------------------------------------------------------------------------
@@ -62,7 +67,7 @@ class SearchConfig(Section):
         return {**_algorithm_class(self.algorithm).option_defaults(), **self.options}
 
     def keys(self) -> list[str]:
-        return ["algorithm", *_COMMON, *_algorithm_class(self.algorithm).option_defaults()]
+        return ["algorithm", "options", *_COMMON]
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name in ("algorithm", "options"):
@@ -85,13 +90,33 @@ class SearchConfig(Section):
         if key in _COMMON:
             self.__dict__[key] = coerce(value, float | None, f"search.{key}")
             return
+        if key == "options":
+            if not isinstance(value, dict):
+                raise ConfigError(f"search.options must be a mapping of the algorithm's options, e.g. "
+                                  f"{{population: 50}}. Got {value!r} instead.")  # fmt: skip
+            for name, item in value.items():
+                self._set_option(str(name), item, from_cli)
+            return
+        if key.startswith("options."):
+            self._set_option(key[len("options."):], value, from_cli)
+            return
+        if key in _algorithm_class(self.algorithm).option_defaults():  # the spelling before options.
+            from genas.errors import deprecated
+
+            deprecated(f"search.{key} (--search.{key})", f"search.options.{key} (--search.options.{key})")
+        self._set_option(key, value, from_cli)
+
+    def _set_option(self, key: str, value: Any, from_cli: bool) -> None:
         cls = _algorithm_class(self.algorithm)
         taken = cls.option_defaults()
         if key not in taken:
             raise ConfigError(f"search algorithm {self.algorithm!r} takes no option {key!r}; its options: "
-                              f"{', '.join(sorted(taken))} (and algorithm, max_params, max_flops)")  # fmt: skip
+                              f"{', '.join(sorted(taken))} (search.options.NAME; the section's other keys: "
+                              "algorithm, max_params, max_flops)")  # fmt: skip
+        if from_cli and isinstance(value, str):
+            value = parse_scalar(value)
         hint = typing.get_type_hints(cls.__init__).get(key, Any)
-        self.options[key] = coerce(value, hint, f"search.{key}")
+        self.options[key] = coerce(value, hint, f"search.options.{key}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         self.set(name, value, from_cli=False)
@@ -105,8 +130,8 @@ class SearchConfig(Section):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return {"algorithm": self.algorithm, "max_params": self.max_params, "max_flops": self.max_flops,
-                **self.algorithm_options()}  # fmt: skip
+        return {"algorithm": self.algorithm, "options": self.algorithm_options(), "max_params": self.max_params,
+                "max_flops": self.max_flops}  # fmt: skip
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SearchConfig) and self.to_dict() == other.to_dict()

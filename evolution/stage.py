@@ -60,10 +60,12 @@ def run(cfg: Config, run_dir: Path | None = None, out: Path | None = None, resum
     if (scorer.needs.supernet or scorer.needs.init_weights) and not trained:
         raise NotTrainedError(f"no trained supernet at {run_dir} ({where}); train it with "
                               "`python tools/train_supernet.py` or pass --supernet RUN_DIR")  # fmt: skip
+    if out is None:  # RUN_DIR/search-..., where RUN_DIR is the named run even when no supernet was trained there
+        out = default_out_dir(Path(run_dir) if run_dir is not None else Path(cfg.run.root), cfg)
     run_dir = Path(run_dir) if trained else None
     if run_dir is not None:
         cfg.supernet = load_config(None, base=Run(run_dir).read_config(), only=("supernet",)).supernet  # the run's space
-    out = Path(out) if out is not None else default_out_dir(run_dir or Path(cfg.run.root), cfg)
+    out = Path(out)
     check_out_dir(out, resume)  # before any work: a file in the way, a full search, nothing to resume
     rt = start_runtime(cfg)
     ctx = ScoringContext.from_config(cfg.score, run_dir, device=rt.device, seed=cfg.run.seed, scorers=[scorer],

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -37,8 +38,21 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    """genas's own warnings as one ``warning:`` line (others keep Python's format)."""
+    from genas.errors import GenasDeprecationWarning
+
+    if issubclass(category, GenasDeprecationWarning):
+        return f"warning: {message}\n"
+    return _PYTHON_FORMAT(message, category, filename, lineno, line)
+
+
+_PYTHON_FORMAT = warnings.formatwarning
+
+
 def run_cli(main_fn: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
     """Run ``main_fn(argv)`` and map its outcome to an exit status (0 ok, 2 user error, 130 interrupted)."""
+    warnings.formatwarning = _one_line_warning
     try:
         code = main_fn(argv)
     except GenasError as exc:

@@ -16,6 +16,8 @@ __all__ = [
     "NotTrainedError",
     "PluginError",
     "TrainingDivergedError",
+    "GenasDeprecationWarning",
+    "deprecated",
 ]
 
 
@@ -60,3 +62,20 @@ class TrainingDivergedError(GenasError, FloatingPointError):
     """A training loss became NaN or infinite; the last good checkpoint is kept."""
 
     exit_code = 3
+
+
+class GenasDeprecationWarning(FutureWarning):
+    """An old spelling that still works for one release (shown to users: a ``FutureWarning``)."""
+
+
+def deprecated(old: str, new: str) -> None:
+    """Warn, once per process and spelling, that ``old`` is deprecated in favour of ``new``."""
+    import warnings
+
+    if old not in _WARNED:
+        _WARNED.add(old)
+        warnings.warn(f"{old} is deprecated and will be removed in the next release; write {new}",
+                      GenasDeprecationWarning, stacklevel=3)  # fmt: skip
+
+
+_WARNED: set[str] = set()

@@ -106,7 +106,7 @@ def cases(files, tiny_run, plugin):
          "include_self"),
         (EVOLVE, ["--supernet", tiny_run, "--scorer", "flatness", "--score.options.alpha", "[1]"], "alpha"),
         (EVOLVE, ["--supernet", tiny_run, "--scorer", "x" * 600], "at most 500 characters"),
-        (EVOLVE, ["--supernet", tiny_run, "--scorer", "accuracy", "--search.cycles", "5"],
+        (EVOLVE, ["--supernet", tiny_run, "--scorer", "accuracy", "--search.options.cycles", "5"],
          "search algorithm 'evolution' takes no option 'cycles'"),
         (EVOLVE, ["--supernet", tiny_run, "--scorer", "accuracy", "--search.algorithm", "reaa"], "Did you mean 'rea'"),
         (RANK, ["--scorer", "angle+flatness", "--supernet", tiny_run, "--score.options.gamma", "abc"], "gamma"),

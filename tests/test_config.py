@@ -65,7 +65,7 @@ def test_yaml_reads_exponent_floats(tmp_path):
         (["--run.device", "tpu"], "'device' parameter of run"),
         (["--train.amp", "fp8"], "{'bf16', 'none'}"),
         (["--train.lr_min", "1.0"], "lr_min"),
-        (["--search.topk", "99"], "The 'topk' parameter of search"),
+        (["--search.options.topk", "99"], "The 'topk' parameter of search"),
     ],
 )
 def test_bad_values_raise_one_line_config_errors(over, needle):
@@ -150,3 +150,29 @@ def test_every_builtin_registry_is_filled_without_side_effect_imports():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.stdout.split("\n")[0] == ("True ['evolution', 'random', 'rea'] True "
                                          "['beta', 'darts-minus', 'na', 'pc', 'sdarts-rs']"), out.stderr  # fmt: skip
+
+
+@pytest.mark.parametrize("argv, yaml_text", [
+    (["--search.cycles", "40"], None),
+    ([], "search:\n  algorithm: rea\n  cycles: 40\n"),
+])  # fmt: skip
+def test_the_old_spelling_of_an_algorithm_option_works_with_one_warning_line(tmp_path, argv, yaml_text):
+    """One shape for a pluggable kind: ``search.algorithm`` + ``search.options``; the old flat keys warn once."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml_text or "search:\n  algorithm: rea\n")
+    code = ("import sys\nfrom genas.cli import run_cli\nfrom evolution.cli import main\n"
+            f"sys.exit(run_cli(main, ['--config', {str(config)!r}, '--check', *{argv!r}, '--search.max_params', '9']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines == ["warning: search.cycles (--search.cycles) is deprecated and will be removed in the next release; "
+                     "write search.options.cycles (--search.options.cycles)"], out.stderr  # fmt: skip
+    config.write_text("search:\n  algorithm: rea\n  options:\n    cycles: 40\n")  # the new shape, the same value
+    cfg = load_config(config)
+    assert (cfg.search.algorithm, cfg.search.cycles, cfg.search.to_dict()["options"]["cycles"]) == ("rea", 40, 40)
+
+
+def test_an_option_the_algorithm_does_not_take_names_the_new_spelling():
+    with pytest.raises(ConfigError, match=r"search algorithm 'rea' takes no option 'topk'; its options: .*cycles.* "
+                                          r"\(search.options.NAME"):  # fmt: skip
+        load_config(None, ["--search.algorithm", "rea", "--search.options.topk", "3"])

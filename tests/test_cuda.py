@@ -79,7 +79,7 @@ def test_search_on_cuda(cuda_run, tmp_path):
 
     out = tmp_path / "search"
     evolve_main(["--supernet", str(cuda_run), "--scorer", "angle+flatness", "--out", str(out), "--run.device", DEVICE,
-                 "--search.population", "8", "--search.topk", "3", "--search.mutations", "3", "--search.crossovers", "3",
-                 "--search.iterations", "2", "--score.bn_batches", "2", "--score.eval_batches", "2", "--run.progress", "false"])  # fmt: skip
+                 "--search.options.population", "8", "--search.options.topk", "3", "--search.options.mutations", "3", "--search.options.crossovers", "3",
+                 "--search.options.iterations", "2", "--score.bn_batches", "2", "--score.eval_batches", "2", "--run.progress", "false"])  # fmt: skip
     best = json.loads((out / "best_arch.json").read_text())
     assert math.isfinite(best["score"])

@@ -224,11 +224,11 @@ def test_unknown_keyword_is_an_error_not_ignored():
 
 
 def test_algorithm_from_config_forwards_only_the_fields_taken():
-    cfg = SearchConfig(population=30, topk=6, mutations=10, crossovers=12, mutation_prob=0.2, iterations=3)
+    cfg = SearchConfig(options=dict(population=30, topk=6, mutations=10, crossovers=12, mutation_prob=0.2, iterations=3))
     evo = algorithm_from_config(cfg, NB201, seed=3)
     assert evo.params() == dict(population=30, topk=6, mutations=10, crossovers=12, mutation_prob=0.2,
                                 iterations=3, max_queries=None)  # fmt: skip
-    rea = algorithm_from_config(SearchConfig(algorithm="rea", population=20), NB201)
+    rea = algorithm_from_config(SearchConfig(algorithm="rea", options={"population": 20}), NB201)
     assert (rea.population, rea.sample_size, rea.cycles) == (20, 10, 950)
     rnd = algorithm_from_config(SearchConfig(algorithm="random"), NB201)
     assert rnd.params() == dict(num_samples=1000, batch_size=50, max_queries=None)

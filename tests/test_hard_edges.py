@@ -137,8 +137,8 @@ def test_rank_says_when_a_scorer_carries_no_ranking(tmp_path, nb201_table_path, 
     assert "scorer 'constant_one': all 20 scores equal 1; its tau says nothing about ranking" in err
 
 
-SEARCH = ["--search.population", "6", "--search.topk", "2", "--search.mutations", "2", "--search.crossovers", "2",
-          "--search.iterations", "3", "--run.progress", "false", "--score.bn_batches", "2", "--score.bn_batch_size", "32",
+SEARCH = ["--search.options.population", "6", "--search.options.topk", "2", "--search.options.mutations", "2", "--search.options.crossovers", "2",
+          "--search.options.iterations", "3", "--run.progress", "false", "--score.bn_batches", "2", "--score.bn_batch_size", "32",
           "--score.eval_batches", "2", "--score.eval_batch_size", "32"]  # fmt: skip
 
 

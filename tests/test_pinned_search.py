@@ -16,8 +16,8 @@ from genas.config import load_config
 from supernet.cli import train_from_config
 from tests.conftest import TINY_TRAIN
 
-SEARCH = ["--search.population", "6", "--search.topk", "2", "--search.mutations", "2", "--search.crossovers", "2",
-          "--search.iterations", "2", "--run.progress", "false", "--score.bn_batches", "2", "--score.bn_batch_size", "32",
+SEARCH = ["--search.options.population", "6", "--search.options.topk", "2", "--search.options.mutations", "2", "--search.options.crossovers", "2",
+          "--search.options.iterations", "2", "--run.progress", "false", "--score.bn_batches", "2", "--score.bn_batch_size", "32",
           "--score.eval_batches", "2", "--score.eval_batch_size", "32"]  # fmt: skip
 
 #: the scorer's options for each pinned search: ``angle+flatness`` is pinned with the noise scheme

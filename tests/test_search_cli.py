@@ -15,8 +15,8 @@ from evolution.cli import main as evolve_main
 from genas.analysis.rank_cli import main as rank_main
 from tests.conftest import REPO
 
-SMALL = ["--search.population", "6", "--search.topk", "2", "--search.mutations", "2", "--search.crossovers", "2",
-         "--search.iterations", "2", "--run.progress", "false", "--score.bn_batches", "2", "--score.bn_batch_size", "32",
+SMALL = ["--search.options.population", "6", "--search.options.topk", "2", "--search.options.mutations", "2", "--search.options.crossovers", "2",
+         "--search.options.iterations", "2", "--run.progress", "false", "--score.bn_batches", "2", "--score.bn_batch_size", "32",
          "--score.eval_batches", "2", "--score.eval_batch_size", "32"]  # fmt: skip
 PLUGIN = str(REPO / "examples" / "scorer_plugin" / "genas_gradnorm.py")
 

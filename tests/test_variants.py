@@ -237,7 +237,7 @@ def test_darts_minus_adds_the_decaying_skip_to_every_edge():
     darts = tiny("darts")
     create_variants(["darts-minus"]).setup(darts)
     reduce_cells = sum(c.reduction for c in darts.search_cells())
-    assert reduce_cells == 2 and len(darts.extra) == 2  # one auxiliary factorized reduce per reduce cell
+    assert reduce_cells == 2 and len(darts.extra) == 2 * 8  # one auxiliary factorized reduce per stride-2 edge
     assert darts(torch.randn(2, 3, 8, 8)).shape == (2, 5)
     assert {id(p) for p in darts.extra.parameters()} <= {id(p) for p in darts.weight_parameters()}
 
@@ -323,7 +323,7 @@ def test_search_with_variants_end_to_end_and_resume_checks(tmp_path, capsys):
     assert run_cli(main, ["--resume", str(tmp_path / "v")]) == 0
     best = json.loads((tmp_path / "v" / "best_arch.json").read_text())
     assert best["variants"] == ["pc", "darts-minus", "beta"]
-    assert best["variant_options"]["pc"] == {"k": 2, "edge_norm": True, "warmup": 0}
+    assert best["variant_options"]["pc"] == {"k": 2, "edge_norm": True, "warmup": 0, "form": "pcdarts"}
 
 
 @pytest.mark.parametrize("extra, needle", [

@@ -311,8 +311,8 @@ def test_device_path_matches_cpu(zarchs):
 
 # ---- the command-line tools ---------------------------------------------------------------------
 
-SMALL_SEARCH = ["--search.population", "6", "--search.topk", "2", "--search.mutations", "2", "--search.crossovers", "2",
-                "--search.iterations", "2", "--run.progress", "false"]  # fmt: skip
+SMALL_SEARCH = ["--search.options.population", "6", "--search.options.topk", "2", "--search.options.mutations", "2", "--search.options.crossovers", "2",
+                "--search.options.iterations", "2", "--run.progress", "false"]  # fmt: skip
 
 
 @pytest.mark.slow

@@ -4,15 +4,17 @@ Every field is a YAML key under ``differentiable:``, a command-line override
 (``--differentiable.rho 0.1``) and a keyword of :class:`DifferentiableConfig` alike.  The
 defaults are the A2M code's protocol (SPEC section 5): SGD on w (lr 0.025 cosine to 0.001,
 momentum 0.9, wd 3e-4, grad clip 5), Adam on alpha (3e-4, betas (0.5, 0.999), wd 1e-3), the
-architecture step before the weight step, the validation half not augmented on NB201, and the
-genotype of the epoch with the lowest validation loss (early stopping, patience 10).  AutoDL's
-NB201 DARTS-V1 protocol is ``weight_decay: 5e-4, nesterov: true, order: weights_first,
-valid_augment: true, select: last, patience: null``.
+architecture step before the weight step, validation augmentation as the A2M paper sets it per
+method (:meth:`DifferentiableConfig.valid_augment_for`), and the genotype of the epoch with the
+lowest validation loss (early stopping, patience 10).  AutoDL's NB201 DARTS-V1 protocol is
+``weight_decay: 5e-4, nesterov: true, order: weights_first, valid_augment: true, select: last,
+patience: null``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from genas.config import Section, config_section
@@ -43,7 +45,7 @@ class DifferentiableConfig(Section):
     arch_weight_decay: float = 1e-3
     alpha_init: float = 1e-3  # alpha = alpha_init * randn
     order: str = "arch_first"  # arch_first (DARTS / A2M code) | weights_first (AutoDL NB201)
-    valid_augment: bool | None = None  # augment the alpha half; None: NB201 false, DARTS true (A2M code)
+    valid_augment: bool | None = None  # augment the alpha half; None: per method (valid_augment_for)
     select: str = "best_valid"  # best_valid (lowest validation loss) | last
     patience: int | None = 10  # stop when more epochs than this passed without a lower validation loss; null: never
     table: str | None = None  # NAS-Bench-201 table for the per-epoch benchmark accuracy ($GENAS_NB201_TABLE)
@@ -71,6 +73,18 @@ class DifferentiableConfig(Section):
             raise ConfigError("The 'arch_betas' parameter of differentiable must be two floats in [0, 1). "
                               f"Got {betas!r} instead.")
 
+    def valid_augment_for(self, space: str, variants: Sequence[str]) -> bool:
+        """Whether the batches alpha trains on are augmented: ``valid_augment`` if set, else per method.
+
+        The A2M paper turns validation augmentation off only for DARTS and A2-DARTS on NB201
+        (section 5.3, Appendix C.4); AsquaredM's scripts of every variant (beta-DARTS, SDARTS-RS,
+        PC-DARTS, DARTS-) keep its default, on, and its DARTS-space search always augments.  So,
+        unset: off on NB201 without a variant (any architect), on otherwise.
+        """
+        if self.valid_augment is not None:
+            return self.valid_augment
+        return space != "nb201" or bool(variants)
+
     def architect_kwargs(self) -> dict[str, Any]:
         """The section's values of the options architect ``self.architect`` accepts (``rho``, ``eps``, ``fd``)."""
         from genas.differentiable.architects import architect_options
@@ -91,21 +105,31 @@ class VariantsConfig(Section):
     use: list[str] = field(default_factory=list)  # beta | sdarts-rs | pc | darts-minus | na (or a plugin)
     beta_init: float | None = None  # beta: lambda at epoch 0 (default 0)
     beta_slope: float | None = None  # beta: lambda increase per epoch (default 0.5)
+    beta_normal_weight: float | None = None  # beta: weight of the normal alphas' term (DARTS space; default 1)
+    beta_reduce_weight: float | None = None  # beta: weight of the reduce alphas' term (DARTS space; default 1)
     sdarts_rs_eps_min: float | None = None  # sdarts-rs: noise half-width at epoch 0 (default 0.03)
     sdarts_rs_eps_max: float | None = None  # sdarts-rs: half-width reached at the last epoch (default 0.3)
     pc_k: int | None = None  # pc: 1/K of the channels through the mixed op (default 4)
-    pc_edge_norm: bool | None = None  # pc: edge-normalisation betas (default true; A2M's NB201 code: false)
+    pc_edge_norm: bool | None = None  # pc: edge-normalisation betas (default: true for form pcdarts, false asquaredm)
     pc_warmup: int | None = None  # pc: epochs without architecture steps (default 0; PC-DARTS code 15)
+    pc_form: str | None = None  # pc: pcdarts (per edge, default) | asquaredm (per cell, AsquaredM's NB201 code)
     darts_minus_beta0: float | None = None  # darts-minus: auxiliary skip weight at epoch 0 (default 1)
+    darts_minus_source: str | None = None  # darts-minus: edge (the edge's input, default) | cell (AsquaredM NB201)
     na_size: int | None = None  # na: edges changed per neighbour (default 1)
     na_samples: int | None = None  # na: neighbours averaged with the architecture (default 3)
+    na_margin: float | None = None  # na: added to the drawn op's logit of a neighbour (default 0)
 
     constraints: ClassVar[dict[str, Any]] = {
         "beta_init": Nullable(Interval(float, 0.0, None)), "beta_slope": Nullable(Interval(float, 0.0, None)),
+        "beta_normal_weight": Nullable(Interval(float, 0.0, None)),
+        "beta_reduce_weight": Nullable(Interval(float, 0.0, None)),
         "sdarts_rs_eps_min": Nullable(Interval(float, 0.0, 1.0)), "sdarts_rs_eps_max": Nullable(Interval(float, 0.0, 1.0)),
         "pc_k": Nullable(Interval(int, 1, None)), "pc_edge_norm": Nullable(Boolean()),
-        "pc_warmup": Nullable(Interval(int, 0, None)), "darts_minus_beta0": Nullable(Interval(float, 0.0, None)),
+        "pc_warmup": Nullable(Interval(int, 0, None)), "pc_form": Nullable(OneOf(("asquaredm", "pcdarts"))),
+        "darts_minus_beta0": Nullable(Interval(float, 0.0, None)),
+        "darts_minus_source": Nullable(OneOf(("cell", "edge"))),
         "na_size": Nullable(Interval(int, 0, None)), "na_samples": Nullable(Interval(int, 1, None)),
+        "na_margin": Nullable(Interval(float, 0.0, None)),
     }  # fmt: skip
 
     def check(self) -> None:

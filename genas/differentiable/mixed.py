@@ -10,10 +10,12 @@ discrete network).  What it adds is the architecture parameters, kept apart from
 * ``weight_parameters()``: everything in ``model.net``.
 
 ``none`` is the zero op: its weight takes part in the softmax, its output is zero, so it adds
-nothing to the sum.  Variants (``genas.differentiable.variants``) change the search through three
+nothing to the sum.  Variants (``genas.differentiable.variants``) change the search through these
 seams: ``add_arch_parameter`` (extra parameters such as edge-normalisation betas, with their
-own normaliser), ``edge_fn`` (how one edge turns its ops and the weights into an output), and
-the mixing weights handed to ``forward_weights``.
+own normaliser), ``add_weight_module`` (modules trained with the weights), ``edge_fn`` (how one
+edge turns its ops and the weights into an output), on NB201 ``cell_fn`` (how one search cell runs
+its edges on its input: AsquaredM's PC-DARTS samples the channels there, once per cell), and the
+mixing weights handed to ``forward_weights``.
 
 Example:
     >>> import torch
@@ -42,7 +44,7 @@ from supernet.nb201 import NB201Supernet
 
 __all__ = [
     "MIXED_SUPERNETS", "create_mixed_supernet", "MixedOpSupernet", "NB201MixedOp", "DartsMixedOp",
-    "EdgeRef", "EdgeFn", "mixed_op",
+    "EdgeRef", "EdgeFn", "NB201CellFn", "mixed_op", "run_nb201_cell",
 ]  # fmt: skip
 
 Weights = Mapping[str, torch.Tensor]
@@ -66,6 +68,15 @@ class EdgeRef:
 #: ``edge_fn(ops, x, weights, edge) -> output``: ``ops`` maps op name -> module (no ``none``),
 #: ``weights`` the normalised architecture weights of this forward pass.
 EdgeFn = Callable[[nn.ModuleDict, torch.Tensor, Weights, EdgeRef], torch.Tensor]
+
+#: ``cell_fn(cell, x, edge) -> output`` of one NB201 search cell on its input ``x``, where
+#: ``edge(e, y)`` computes edge ``e`` on its input ``y`` (through ``edge_fn``).
+NB201CellFn = Callable[[nn.Module, torch.Tensor, Callable[[int, torch.Tensor], torch.Tensor]], torch.Tensor]
+
+
+def run_nb201_cell(cell: nn.Module, x: torch.Tensor, edge: Callable[[int, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The plain NB201 cell: its wiring run on the whole input (the default ``NB201MixedOp.cell_fn``)."""
+    return cell.forward_edges(x, edge)
 
 
 def mixed_op(ops: nn.ModuleDict, x: torch.Tensor, weights: Weights, edge: EdgeRef) -> torch.Tensor:
@@ -151,6 +162,10 @@ class MixedOpSupernet(nn.Module, ABC):
         return [c for c in self.net.cells if hasattr(c, "build_edges")]
 
     @abstractmethod
+    def edge_ref(self, cell: nn.Module, e: int) -> EdgeRef:
+        """The :class:`EdgeRef` the forward pass hands ``edge_fn`` for edge ``e`` of search cell ``cell``."""
+
+    @abstractmethod
     def node_inputs(self) -> dict[str, list[list[int]]]:
         """Per architecture group, the incoming edge indices of each intermediate node (PC-DARTS edge normalisation)."""
 
@@ -223,12 +238,16 @@ class NB201MixedOp(MixedOpSupernet):
         net = NB201Supernet(num_classes, in_channels, channels, layers, affine, track_running_stats, device, dtype)
         super().__init__(net, {"alpha": len(net.space.edges)}, len(NB201_OPS), alpha_init, seed)
         self.space = net.space
+        self.cell_fn: NB201CellFn = run_nb201_cell
 
     def forward_weights(self, x: torch.Tensor, weights: Weights) -> torch.Tensor:
         def cell_fn(k: int, cell: Any, h: torch.Tensor) -> torch.Tensor:
-            return cell.forward_edges(h, lambda e, y: self.edge_fn(cell.edges[e], y, weights, EdgeRef("alpha", e)))
+            return self.cell_fn(cell, h, lambda e, y: self.edge_fn(cell.edges[e], y, weights, self.edge_ref(cell, e)))
 
         return self.net.run(x, cell_fn)
+
+    def edge_ref(self, cell: nn.Module, e: int) -> EdgeRef:
+        return EdgeRef("alpha", e)
 
     def node_inputs(self) -> dict[str, list[list[int]]]:
         return {"alpha": [[e for e, (to, _) in enumerate(self.space.edges) if to == j] for j in (1, 2, 3)]}
@@ -280,15 +299,14 @@ class DartsMixedOp(MixedOpSupernet):
 
     def forward_weights(self, x: torch.Tensor, weights: Weights) -> torch.Tensor:
         def cell_fn(i: int, cell: Any, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
-            group = "reduce" if cell.reduction else "normal"
-
-            def edge(e: int, y: torch.Tensor) -> torch.Tensor:
-                stride = 2 if cell.reduction and DARTS_EDGES[e][1] < 2 else 1
-                return self.edge_fn(cell.edges[e], y, weights, EdgeRef(group, e, stride))
-
-            return cell.forward_edges(s0, s1, edge)
+            return cell.forward_edges(s0, s1, lambda e, y: self.edge_fn(cell.edges[e], y, weights, self.edge_ref(cell, e)))
 
         return self.net.run(x, cell_fn)
+
+    def edge_ref(self, cell: nn.Module, e: int) -> EdgeRef:
+        """Stride 2 on the edges from the two cell inputs (nodes 0, 1) of a reduce cell."""
+        stride = 2 if cell.reduction and DARTS_EDGES[e][1] < 2 else 1
+        return EdgeRef("reduce" if cell.reduction else "normal", e, stride)
 
     def node_inputs(self) -> dict[str, list[list[int]]]:
         nodes = [list(edges) for edges in NODE_EDGES.values()]

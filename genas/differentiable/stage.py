@@ -80,7 +80,7 @@ def run(cfg: Config, resume_dir: str | None = None, max_epochs: int | None = Non
     run = Run.create(root, name, resume=resume, overwrite=cfg.run.overwrite,
                      outputs=("best_arch.json", "alphas.png"))  # checks only; writes nothing
     bundle = build_data(cfg.data, cfg.run.seed)  # a bad dataset is refused before the disk is touched
-    valid_augment = d.valid_augment if d.valid_augment is not None else cfg.supernet.space != "nb201"
+    valid_augment = d.valid_augment_for(cfg.supernet.space, variants.names)  # set, or as the A2M paper per method
     common = dict(device=rt.device, channels_last=d.channels_last, rank=rt.dist.rank, world_size=rt.dist.world_size)
     train = build_loader(bundle.train, bundle, cfg.data.batch_size, train=True, seed=cfg.run.seed,
                          augment=cfg.data.augment, **common)  # fmt: skip
@@ -107,7 +107,8 @@ def run(cfg: Config, resume_dir: str | None = None, max_epochs: int | None = Non
             for leftover in ("best_arch.json", "alphas.png"):
                 (run.path / leftover).unlink(missing_ok=True)
         run.write_config(cfg)
-        run.write_env(cfg.run.seed, {"device": str(rt.device), "resumed_from": which, "world_size": rt.dist.world_size})
+        run.write_env(cfg.run.seed, {"device": str(rt.device), "resumed_from": which, "world_size": rt.dist.world_size,
+                                     "valid_augment": valid_augment})  # fmt: skip
         if which is not None:
             run.sync_metrics(search.history)  # killed between last.pt and metrics.csv: they agree again
     broadcast_object(None)  # the other ranks wait for the directory
@@ -118,6 +119,7 @@ def run(cfg: Config, resume_dir: str | None = None, max_epochs: int | None = Non
         meta = {
             "method": "differentiable", "architect": architect.name, "architect_options": architect.options(),
             "variants": variants.names, "variant_options": variants.options(), "select": d.select,
+            "valid_augment": valid_augment,
             "supernet_run": str(run.path),
             "differentiable": cfg.to_dict()["differentiable"], "versions": environment_record(cfg.run.seed)["versions"],
         }  # fmt: skip

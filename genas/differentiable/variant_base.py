@@ -34,6 +34,9 @@ class Variant:
         """The options as set (for ``best_arch.json`` and resume checks)."""
         return {}
 
+    def check_with(self, others: Mapping[str, "Variant"]) -> None:
+        """Refuse (``ConfigError``) a combination of this variant's options with the other variants' in the set."""
+
     def setup(self, model: Any) -> None:
         """Change the mixed-op supernet once, before the search (extra parameters, ``edge_fn``)."""
 

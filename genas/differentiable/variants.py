@@ -69,6 +69,8 @@ class VariantSet:
         if dup:
             raise ConfigError(f"variant {dup[0]!r} is given twice; each variant applies once")
         self.variants = sorted(variants, key=lambda v: (v.priority, v.name))  # the same set, the same search
+        for v in self.variants:
+            v.check_with({o.name: o for o in self.variants if o is not v})
 
     @property
     def names(self) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from genas.errors import ConfigError
 from genas.validation import check_float, check_int
@@ -23,37 +24,57 @@ __all__ = ["BetaDecay", "SmoothRandom", "NeighbourhoodAware"]
 class BetaDecay(Variant):
     """beta-DARTS's beta-decay regulariser (Ye et al., CVPR 2022), on the alphas (not PC betas).
 
-    The term ``lambda_t * sum_groups mean_e logsumexp(alpha_e)`` joins the validation loss, so it
-    is inside every gradient an architect takes (all four of A2M's).  ``lambda_t = init + slope *
-    epoch`` with the epoch counted from 0 (beta-DARTS code ``0 + 50 * epoch / 100``, A2M code
-    ``epoch / 2``).
+    The term ``lambda_t * sum_groups w_group * mean_e logsumexp(alpha_e)`` joins the validation
+    loss, so it is inside every gradient an architect takes (all four of A2M's).  ``lambda_t =
+    init + slope * epoch`` with the epoch counted from 0 (beta-DARTS code ``0 + 50 * epoch / 100``,
+    A2M code ``epoch / 2``).  In the DARTS space the A2M paper (Appendix C.5, eq. 47) weighs the
+    normal and the reduce alphas separately: ``w_normal`` = ``normal_weight``, ``w_reduce`` =
+    ``reduce_weight`` (AsquaredM's ``--w_nor p`` is ``2p`` and ``2 (1 - p)``; its default p = 0.5
+    is 1 and 1, genas's default).  NB201 has one alpha and the weights are not defined there.
 
     Args:
         init: lambda at epoch 0.
         slope: Increase of lambda per epoch.
+        normal_weight: Weight of the normal cell's term (DARTS space; default 1).
+        reduce_weight: Weight of the reduce cell's term (DARTS space; default 1).
     """
 
     priority = 30
 
-    def __init__(self, init: float = 0.0, slope: float = 0.5) -> None:
+    def __init__(self, init: float = 0.0, slope: float = 0.5, normal_weight: float | None = None,
+                 reduce_weight: float | None = None) -> None:  # fmt: skip
         self.init = check_float(init, "init", "variant beta", 0.0, None)
         self.slope = check_float(slope, "slope", "variant beta", 0.0, None)
+        self.cell_weights_set = normal_weight is not None or reduce_weight is not None
+        self.normal_weight = check_float(1.0 if normal_weight is None else normal_weight, "normal_weight",
+                                         "variant beta", 0.0, None)  # fmt: skip
+        self.reduce_weight = check_float(1.0 if reduce_weight is None else reduce_weight, "reduce_weight",
+                                         "variant beta", 0.0, None)  # fmt: skip
         self.lam = self.init
         self.groups: tuple[str, ...] = ()
 
     def options(self) -> dict[str, Any]:
-        return {"init": self.init, "slope": self.slope}
+        return {"init": self.init, "slope": self.slope, "normal_weight": self.normal_weight,
+                "reduce_weight": self.reduce_weight}  # fmt: skip
 
     def setup(self, model: Any) -> None:
         self.groups = tuple(model.groups)
+        if self.cell_weights_set and set(self.groups) != {"normal", "reduce"}:
+            raise ConfigError(f"variant beta: normal_weight / reduce_weight weigh the DARTS space's normal and reduce "
+                              f"alphas; search space {model.space.name!r} has one alpha group, so they are not "
+                              f"defined there; allowed: leave both unset")  # fmt: skip
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
         self.lam = self.init + self.slope * epoch
 
+    def weight(self, group: str) -> float:
+        """The weight of ``group``'s term: ``normal_weight`` / ``reduce_weight``, 1 for any other group."""
+        return {"normal": self.normal_weight, "reduce": self.reduce_weight}.get(group, 1.0)
+
     def regulariser(self, arch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """``sum over groups of mean_e logsumexp(alpha_e)`` (without lambda)."""
+        """``sum over groups of w_group * mean_e logsumexp(alpha_e)`` (without lambda)."""
         groups = self.groups or tuple(arch)
-        return sum(torch.logsumexp(arch[g], dim=-1).mean() for g in groups)
+        return sum(self.weight(g) * torch.logsumexp(arch[g], dim=-1).mean() for g in groups)
 
     def val_loss(self, loss_fn: LossFn) -> LossFn:
         lam = self.lam
@@ -112,29 +133,38 @@ class SmoothRandom(Variant):
 class NeighbourhoodAware(Variant):
     """Neighbourhood-aware DARTS (Wang, Cao, Li, Kitani 2021), as genas reads it (``docs/a2m.md``).
 
+    The paper's method section was not available to this project: this is genas's own reading.
     The validation loss becomes the mean over the architecture and ``samples`` neighbours; a
     neighbour differs in ``size`` random edges, on each of which the logit of the current
     strongest op is swapped with that of another op drawn uniformly (the continuous counterpart
-    of replacing that edge's op: its argmax cell is a Hamming-``size`` neighbour).  A swap is a
-    permutation of alpha, so every neighbour's loss is differentiable in alpha and the gradient
-    flows through all of them.  The neighbours are drawn once per architecture step (the same
-    for all of A2M's four gradients) from the search's seeded generator.  ``size = 0`` is plain
-    DARTS.
+    of replacing that edge's op: its argmax cell is a Hamming-``size`` neighbour), and ``margin``
+    is added to the drawn op's logit.  Swap and shift are a fixed affine map of alpha, so every
+    neighbour's loss is differentiable in alpha and the gradient flows through all of them.  The
+    neighbours are drawn once per architecture step (the same for all of A2M's four gradients)
+    from the search's seeded generator.  ``size = 0`` is plain DARTS.
+
+    With ``margin`` 0 (a pure swap) a neighbour is as close to the architecture as alpha's logits
+    are to each other: at the usual ``1e-3 * randn`` start its loss differs from the
+    architecture's by about 1e-5, and the neighbourhood only tells apart different cells once
+    alpha has peaked.  ``margin`` m makes the drawn op lead its edge by m logits whatever alpha's
+    spread, so the neighbours are distinct cells from the first step (m = 2 of 5 ops: weight >= 0.65).
 
     Args:
         size: Edges changed per neighbour (the neighbourhood radius).
         samples: Neighbours averaged with the architecture itself.
+        margin: Added to the drawn op's logit on each changed edge (0: the swap alone).
     """
 
     priority = 40
 
-    def __init__(self, size: int = 1, samples: int = 3) -> None:
+    def __init__(self, size: int = 1, samples: int = 3, margin: float = 0.0) -> None:
         self.size = check_int(size, "size", "variant na", 0, None)
         self.samples = check_int(samples, "samples", "variant na", 1, None)
+        self.margin = check_float(margin, "margin", "variant na", 0.0, None)
         self.groups: tuple[str, ...] = ()
 
     def options(self) -> dict[str, Any]:
-        return {"size": self.size, "samples": self.samples}
+        return {"size": self.size, "samples": self.samples, "margin": self.margin}
 
     def setup(self, model: Any) -> None:
         self.groups = tuple(model.groups)
@@ -162,14 +192,17 @@ class NeighbourhoodAware(Variant):
         return out
 
     @staticmethod
-    def neighbour(arch: Mapping[str, torch.Tensor], swaps: list[tuple[str, int, int, int]]) -> dict[str, torch.Tensor]:
-        """``arch`` with logits ``top`` and ``o`` of each listed edge swapped (differentiable: a fixed permutation)."""
+    def neighbour(arch: Mapping[str, torch.Tensor], swaps: list[tuple[str, int, int, int]],
+                  margin: float = 0.0) -> dict[str, torch.Tensor]:  # fmt: skip
+        """``arch`` with logits ``top`` and ``o`` of each listed edge swapped, plus ``margin`` on ``o`` (affine in ``arch``)."""
         out = dict(arch)
         for g, e, top, o in swaps:
             a = out[g]
             perm = torch.arange(a.shape[-1], device=a.device)
             perm[top], perm[o] = o, top
             row = a[e][perm]
+            if margin:
+                row = row + margin * F.one_hot(torch.tensor(o, device=a.device), a.shape[-1]).to(row)
             out[g] = torch.cat([a[:e], row.unsqueeze(0), a[e + 1:]], dim=0)
         return out
 
@@ -177,6 +210,7 @@ class NeighbourhoodAware(Variant):
         if self.size == 0:
             return loss_fn
         draws: list[list[tuple[str, int, int, int]]] | None = None
+        margin = self.margin
 
         def na_loss(arch: Mapping[str, torch.Tensor]) -> torch.Tensor:
             nonlocal draws
@@ -184,7 +218,7 @@ class NeighbourhoodAware(Variant):
                 draws = self.draw({k: v.detach() for k, v in arch.items()})
             total = loss_fn(arch)
             for swaps in draws:
-                total = total + loss_fn(self.neighbour(arch, swaps))
+                total = total + loss_fn(self.neighbour(arch, swaps, margin))
             return total / (1 + len(draws))
 
         return na_loss
