@@ -60,7 +60,7 @@ def run_one(args: argparse.Namespace, variant: str, architect: str, seed: int) -
     if variant:
         cmd += ["--variant", variant]
         if variant == "pc":
-            cmd += ["--variants.pc_k", str(args.pc_k)]
+            cmd += ["--variants.options.pc.k", str(args.pc_k)]
     if (out / "DONE").exists():
         pass
     elif (out / "checkpoints" / "last.pt").exists():

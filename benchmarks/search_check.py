@@ -38,7 +38,8 @@ def main() -> int:
     p.add_argument("--eval-batch-size", type=int, default=256)
     p.add_argument("--bn-batches", type=int, default=14)
     p.add_argument("--bn-batch-size", type=int, default=64)
-    p.add_argument("--out", required=True)
+    p.add_argument("--methods", default="evolution,random", help="which of evolution, random to run per scorer")
+    p.add_argument("--out", required=True, help="results JSON; rows already in it are kept and not rerun")
     args = p.parse_args()
 
     from scipy.stats import wilcoxon
@@ -71,13 +72,18 @@ def main() -> int:
         return float(table.accuracy([arch], dataset=args.dataset)[0])
 
     oracle = lambda batch: np.asarray(table.accuracy(batch, dataset="cifar10-valid"), dtype=np.float64)  # noqa: E731
-    result = {"run": args.run, "queries": queries, "seeds": args.seeds, "population": args.population,
-              "iterations": args.iterations, "budget": {"eval": [args.eval_batches, args.eval_batch_size],
-                                                        "bn": [args.bn_batches, args.bn_batch_size]},
-              "report": f"{args.dataset} test accuracy of the returned architecture", "scorers": configs,
-              "methods": {}}  # fmt: skip
+    setting = {"run": args.run, "queries": queries, "population": args.population, "iterations": args.iterations,
+               "budget": {"eval": [args.eval_batches, args.eval_batch_size], "bn": [args.bn_batches, args.bn_batch_size]},
+               "report": f"{args.dataset} test accuracy of the returned architecture"}  # fmt: skip
+    out = Path(args.out)
+    result = json.loads(out.read_text()) if out.is_file() else {**setting, "scorers": [], "methods": {}, "archs": {}}
+    if any(result.get(k) != v for k, v in setting.items()):
+        sys.exit(f"error: {out} holds results of another setting; give another --out")
+    result["seeds"] = args.seeds
+    result["scorers"] = result["scorers"] + [c for c in configs if c not in result["scorers"]]
     start = time.time()
     result["methods"]["evolution[nb201 oracle]"] = [test_acc(run(evolution(s), oracle)[0]) for s in range(args.seeds)]
+    print(f"evolution[nb201 oracle]: {result['methods']['evolution[nb201 oracle]']}", flush=True)
     labels = []
     for config in configs:
         options = dict(config)
@@ -89,19 +95,23 @@ def main() -> int:
         for method, make in (("evolution", evolution), ("random", lambda s: RandomSearch(ctx.space, seed=s,
                                                                                           num_samples=queries,
                                                                                           batch_size=args.population))):  # fmt: skip
-            accs, archs = [], []
-            for s in range(args.seeds):
+            if method not in args.methods.split(","):
+                continue
+            key = f"{method}[{expr}]"
+            accs, archs = result["methods"].setdefault(key, []), result["archs"].setdefault(key, [])
+            for s in range(len(accs), args.seeds):  # the rows already in --out are kept
                 arch, n = run(make(s), fitness)
                 assert n == queries, (method, n)
                 accs.append(test_acc(arch))
                 archs.append(str(arch))
-                print(f"{method}[{expr}] seed {s}: {accs[-1]:.2f} ({arch}), {time.time() - start:.0f} s", flush=True)
-            result["methods"][f"{method}[{expr}]"] = accs
-            result.setdefault("archs", {})[f"{method}[{expr}]"] = archs
+                print(f"{key} seed {s}: {accs[-1]:.2f} ({arch}), {time.time() - start:.0f} s", flush=True)
+                atomic_write_json(out, result)  # each seed kept: an interrupted check continues
     summary = {}
     for name, accs in result["methods"].items():
         summary[name] = {"mean": round(float(np.mean(accs)), 3), "std": round(float(np.std(accs, ddof=1)), 3)}
     for expr in labels:
+        if not all(len(result["methods"].get(f"{m}[{expr}]", [])) == args.seeds for m in ("evolution", "random")):
+            continue
         evo, rnd = np.array(result["methods"][f"evolution[{expr}]"]), np.array(result["methods"][f"random[{expr}]"])
         diff = evo - rnd
         nonzero = diff[diff != 0]
@@ -111,9 +121,8 @@ def main() -> int:
             "wilcoxon_p": round(float(wilcoxon(nonzero).pvalue), 4) if len(nonzero) >= 1 else None,
         }  # fmt: skip
     result["summary"] = summary
-    result["scored_architectures"] = len({k[1] for k in ctx.score_cache if isinstance(k, tuple) and len(k) == 2})
-    result["seconds"] = round(time.time() - start, 1)
-    atomic_write_json(Path(args.out), result)
+    result["seconds_last_invocation"] = round(time.time() - start, 1)
+    atomic_write_json(out, result)
     print(json.dumps(summary, indent=1))
     return 0
 

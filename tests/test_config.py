@@ -176,3 +176,40 @@ def test_an_option_the_algorithm_does_not_take_names_the_new_spelling():
     with pytest.raises(ConfigError, match=r"search algorithm 'rea' takes no option 'topk'; its options: .*cycles.* "
                                           r"\(search.options.NAME"):  # fmt: skip
         load_config(None, ["--search.algorithm", "rea", "--search.options.topk", "3"])
+
+
+def test_the_old_flat_spelling_of_a_variant_option_works_with_one_warning_line(tmp_path):
+    """Variants in the one shape: ``variants.use`` + ``variants.options.<name>``; ``variants.pc_k`` warns once."""
+    code = ("import sys\nfrom genas.cli import run_cli\nfrom genas.differentiable.cli import main\n"
+            "sys.exit(run_cli(main, ['--check', '--variant', 'pc,beta', '--variants.pc_k', '2', "
+            "'--variants.pc_k', '2', '--variants.options.beta.slope', '1']))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines == ["warning: variants.pc_k (--variants.pc_k) is deprecated and will be removed in the next release; "
+                     "write variants.options.pc.k (--variants.options.pc.k)"], out.stderr  # fmt: skip
+    config = tmp_path / "v.yaml"
+    config.write_text("variants:\n  use: [pc, beta]\n  options:\n    pc: {k: 2, form: asquaredm}\n    beta: {slope: 1}\n")
+    import genas.differentiable  # noqa: F401  (registers the variants section)
+
+    cfg = load_config(config)
+    assert cfg.variants.build().options() == {"pc": {"k": 2, "edge_norm": False, "warmup": 0, "form": "asquaredm"},
+                                              "beta": {"init": 0.0, "slope": 1.0, "normal_weight": 1.0,
+                                                       "reduce_weight": 1.0}}  # fmt: skip
+
+
+def test_the_old_spelling_of_an_architect_option_works_with_one_warning_line():
+    """The architect in the one shape: ``differentiable.architect`` + ``differentiable.architect_options``."""
+    code = ("import sys\nfrom genas.cli import run_cli\nfrom genas.differentiable.cli import main\n"
+            "sys.exit(run_cli(main, ['--check', '--differentiable.rho', '0.2', '--differentiable.rho', '0.3']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines == ["warning: differentiable.rho (--differentiable.rho) is deprecated and will be removed in the next "
+                     "release; write differentiable.architect_options.rho (--differentiable.architect_options.rho)"]
+    import genas.differentiable  # noqa: F401  (registers the differentiable section)
+
+    cfg = load_config("a2m_darts", ["--differentiable.architect_options.fd", "forward"])
+    assert cfg.differentiable.architect_kwargs() == {"rho": 0.1, "eps": 0.01, "fd": "forward"}
+    assert load_config("a2m_darts", ["--differentiable.architect", "darts"]
+                       ).differentiable.architect_kwargs() == {}  # a2m's options do not follow to darts

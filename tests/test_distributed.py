@@ -49,7 +49,7 @@ def test_ddp_differentiable_search_matches_one_process_at_the_same_global_batch(
     from genas.config import load_config
 
     args = [*DARTS_TINY, "--differentiable.architect", architect, "--variants.use", variant,
-            *(["--variants.pc_k", "2"] if variant == "pc" else [])]  # an option of a variant not in use is refused
+            *(["--variants.options.pc.k", "2"] if variant == "pc" else [])]  # an option of a variant not in use is refused
     proc = torchrun(REPO / "tests" / "_ddp_darts_worker.py", tmp_path, *args, "--data.batch_size", "16",
                     "--run.root", tmp_path, "--run.name", "ddp")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -113,7 +113,7 @@ def test_kill_9_and_resume_gives_the_same_alphas_and_genotype(tmp_path):
 
 def test_darts_space_search_and_second_order(tmp_path):
     search_from_config(cfg_for(tmp_path, "d", "--supernet.space", "darts", "--supernet.layers", "3",
-                               "--differentiable.epochs", "1", "--differentiable.rho", "0.1"))  # fmt: skip
+                               "--differentiable.epochs", "1", "--differentiable.architect_options.rho", "0.1"))  # fmt: skip
     best = json.loads((tmp_path / "d" / "best_arch.json").read_text())
     assert best["arch"].startswith("Genotype(") and best["space"] == "darts" and "genotype" in best
     from genas.export.arch import read_arch
@@ -146,11 +146,12 @@ def cli(capsys, *argv):
 
 @pytest.mark.parametrize("extra, needle", [
     (["--architect", "a2n"], "unknown architect 'a2n'. Did you mean 'a2m'?"),
-    (["--differentiable.rho", "0"], "The 'rho' parameter of differentiable must be a float in the range (0.0, inf). Got 0.0"),
-    (["--differentiable.eps", "-0.01"], "The 'eps' parameter of differentiable must be a float in the range (0.0, inf)"),
+    (["--differentiable.architect_options.rho", "0"], "The 'rho' parameter of architect a2m must be a float in the range (0.0, inf). Got 0.0"),
+    (["--differentiable.architect_options.eps", "-0.01"], "The 'eps' parameter of architect a2m must be a float in the range (0.0, inf)"),
+    (["--differentiable.architect_options.radius", "1"], "architect 'a2m' has no option 'radius'; its options: rho, eps, fd"),
     (["--supernet.space", "nb101"], "The 'space' parameter of supernet must be one of {'darts', 'nb201'}"),
     (["--supernet.space", "darts", "--table", "x.csv"], "applies only to supernet.space 'nb201', not 'darts'"),
-    (["--differentiable.rhoo", "0.1"], "Did you mean 'differentiable.rho'"),
+    (["--differentiable.rhoo", "0.1"], "Did you mean 'differentiable.architect_options.rho'"),
     (["--differentiable.select", "best"], "The 'select' parameter of differentiable must be one of"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, needle):
@@ -165,7 +166,7 @@ def test_resume_with_another_architect_is_refused_and_changes_nothing(tmp_path, 
     before = {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()}
     code, err = cli(capsys, "--resume", str(tmp_path / "r"), "--architect", "darts")
     assert code == 2 and len(err) == 1 and "searched with architect 'a2m'" in err[0] and "--architect a2m" in err[0], err
-    code, err = cli(capsys, "--resume", str(tmp_path / "r"), "--differentiable.rho", "0.1")
+    code, err = cli(capsys, "--resume", str(tmp_path / "r"), "--differentiable.architect_options.rho", "0.1")
     assert code == 2 and "a resume must use the same" in err[0], err
     after = {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()}
     assert after == before

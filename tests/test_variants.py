@@ -311,13 +311,13 @@ def test_a_variant_for_another_space_is_refused():
 
 def test_search_with_variants_end_to_end_and_resume_checks(tmp_path, capsys):
     cfg = load_config("a2m_quickstart", [*TINY, "--run.root", str(tmp_path), "--run.name", "v",
-                                         "--variants.use", "beta,pc,darts-minus", "--variants.pc_k", "2"])  # fmt: skip
+                                         "--variants.use", "beta,pc,darts-minus", "--variants.options.pc.k", "2"])  # fmt: skip
     search_from_config(cfg, max_epochs=2)
     assert sorted(alphas(tmp_path / "v")) == ["alpha", "alpha_beta"]
     code = run_cli(main, ["--resume", str(tmp_path / "v"), "--variant", "beta,pc"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "searched with variants ['beta', 'darts-minus', 'pc']" in err[0], err
-    code = run_cli(main, ["--resume", str(tmp_path / "v"), "--variants.pc_k", "4"])
+    code = run_cli(main, ["--resume", str(tmp_path / "v"), "--variants.options.pc.k", "4"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "a resume must use the same options" in err[0], err
     assert run_cli(main, ["--resume", str(tmp_path / "v")]) == 0
@@ -329,9 +329,11 @@ def test_search_with_variants_end_to_end_and_resume_checks(tmp_path, capsys):
 @pytest.mark.parametrize("extra, needle", [
     (["--variant", "betta"], "unknown variant 'betta'. Did you mean 'beta'?"),
     (["--variant", "beta,beta"], "variant 'beta' is given twice"),
-    (["--variant", "pc", "--variants.pc_k", "3"], "K = 3 must divide the channels of every search cell"),
+    (["--variant", "pc", "--variants.options.pc.k", "3"], "K = 3 must divide the channels of every search cell"),
     (["--variant", "sdarts-rs", "--architect", "darts2"], "variant 'sdarts-rs' cannot be combined with 'darts2'"),
-    (["--variants.pc_k", "0"], "The 'pc_k' parameter of variants must be"),
+    (["--variant", "pc", "--variants.options.pc.k", "0"], "The 'k' parameter of variant pc must be"),
+    (["--variant", "pc", "--variants.options.pc.form", "asquaredm", "--variants.options.pc.edge_norm", "true"],
+     "edge_norm true is not defined for form 'asquaredm'"),
 ])  # fmt: skip
 def test_bad_variant_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, needle):
     code = run_cli(main, [*TINY, "--run.root", str(tmp_path), *extra])

@@ -6,7 +6,7 @@ Usage::
     python tools/search_darts.py --architect darts                  # first-order DARTS instead
     python tools/search_darts.py --config a2m_nb201 --data.root /data/cifar10 --table nb201_accuracy.csv
     python tools/search_darts.py --config a2m_darts --data.root /data/cifar10
-    python tools/search_darts.py --differentiable.rho 0.1 --differentiable.epochs 10
+    python tools/search_darts.py --differentiable.architect_options.rho 0.1 --differentiable.epochs 10
     python tools/search_darts.py --resume                           # continue the run the config names
     python tools/search_darts.py --resume auto --run.checkpoint_steps 20   # continue it if it exists, else start
     python tools/search_darts.py --list-architects
@@ -31,7 +31,7 @@ def _parser() -> ArgumentParser:
         prog="search_darts.py",
         description="Differentiable architecture search on a mixed-op supernet with a pluggable architect.",
         epilog="Any config value can be overridden as --section.key value (sections: run, data, supernet, "
-        "differentiable), e.g. --differentiable.rho 0.1.",
+        "differentiable), e.g. --differentiable.architect_options.rho 0.1.",
     )
     p.add_argument("--architect", default=None, help="darts | darts2 | a2m (= --differentiable.architect)")
     p.add_argument("--variant", default=None, metavar="NAMES",

@@ -1,7 +1,9 @@
 """The ``differentiable`` config section: the search protocol, with the A2M reference code as default.
 
 Every field is a YAML key under ``differentiable:``, a command-line override
-(``--differentiable.rho 0.1``) and a keyword of :class:`DifferentiableConfig` alike.  The
+(``--differentiable.epochs 10``) and a keyword of :class:`DifferentiableConfig` alike; the
+architect is a name plus its own options (``--differentiable.architect_options.rho 0.1``, the old
+``--differentiable.rho`` with a one-line deprecation warning for one release).  The
 defaults are the A2M code's protocol (SPEC section 5): SGD on w (lr 0.025 cosine to 0.001,
 momentum 0.9, wd 3e-4, grad clip 5), Adam on alpha (3e-4, betas (0.5, 0.999), wd 1e-3), the
 architecture step before the weight step, validation augmentation as the A2M paper sets it per
@@ -13,15 +15,20 @@ patience: null``.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from genas.config import Section, config_section
 from genas.errors import ConfigError
+from genas.parsing import coerce, parse_scalar
 from genas.validation import Boolean, Interval, Nullable, OneOf, Text
 
 __all__ = ["DifferentiableConfig", "VariantsConfig"]
+
+
+_OLD_ARCHITECT_KEYS = ("rho", "eps", "fd")  # differentiable.<key> before differentiable.architect_options.<key>
 
 
 @config_section("differentiable")
@@ -30,9 +37,8 @@ class DifferentiableConfig(Section):
     """Differentiable architecture search (DARTS family) with a pluggable architect."""
 
     architect: str = "a2m"  # darts | darts2 | a2m (or a registered plugin)
-    rho: float = 1e-2  # a2m: architecture-neighbourhood radius (NB201 1e-2, DARTS space 1e-1)
-    eps: float = 1e-2  # a2m: finite-difference step
-    fd: str = "central"  # a2m: central (paper, 4 gradients) | forward (3 gradients)
+    # the architect's own options, e.g. a2m's {rho: 0.01, eps: 0.01, fd: central}; unset ones keep its defaults
+    architect_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 50
     lr: float = 0.025
     lr_min: float = 0.001
@@ -52,9 +58,9 @@ class DifferentiableConfig(Section):
     channels_last: bool = True  # channels_last memory format (pooling is several times faster on CPU)
     eval_batches: int | None = None  # cap on validation batches per epoch; null: the whole valid half
 
+    set_first: ClassVar[tuple[str, ...]] = ("architect",)
     constraints: ClassVar[dict[str, Any]] = {
-        "architect": Text(), "rho": Interval(float, 0.0, None, "neither"), "eps": Interval(float, 0.0, None, "neither"),
-        "fd": OneOf(("central", "forward")), "epochs": Interval(int, 1, 100_000),
+        "architect": Text(), "epochs": Interval(int, 1, 100_000),
         "lr": Interval(float, 0.0, 100.0, "right"), "lr_min": Interval(float, 0.0, "lr"),
         "momentum": Interval(float, 0.0, 1.0, "left"), "nesterov": Boolean(), "weight_decay": Interval(float, 0.0, 1.0),
         "grad_clip": Nullable(Interval(float, 0.0, None, "neither")), "arch_lr": Interval(float, 0.0, 100.0, "right"),
@@ -64,10 +70,61 @@ class DifferentiableConfig(Section):
         "table": Nullable(Text()), "channels_last": Boolean(), "eval_batches": Nullable(Interval(int, 1)),
     }  # fmt: skip
 
-    def check(self) -> None:
-        from genas.differentiable.architects import ARCHITECTS
+    def set(self, key: str, value: Any, from_cli: bool) -> None:
+        """``architect`` drops the options the new architect does not take; its options are checked by name here."""
+        from genas.differentiable.architects import architect_options
 
-        ARCHITECTS.get(self.architect)  # an unknown name fails here, with a suggestion
+        if key == "architect":
+            super().set(key, value, from_cli)
+            taken = architect_options(self.architect)  # an unknown name fails here, with a suggestion
+            self.architect_options = {k: v for k, v in self.architect_options.items() if k in taken}
+            return
+        if key == "architect_options":
+            if not isinstance(value, dict):
+                raise ConfigError(f"differentiable.architect_options must be a mapping of the architect's options, "
+                                  f"e.g. {{rho: 0.1}}. Got {value!r} instead.")  # fmt: skip
+            self.__dict__["architect_options"] = {}
+            for name, item in value.items():
+                self._set_option(str(name), item, from_cli)
+            return
+        if key.startswith("architect_options."):
+            self._set_option(key[len("architect_options."):], value, from_cli)
+            return
+        if key in _OLD_ARCHITECT_KEYS:  # the spelling before architect_options (a2m's rho, eps, fd)
+            from genas.errors import deprecated
+
+            deprecated(f"differentiable.{key} (--differentiable.{key})",
+                       f"differentiable.architect_options.{key} (--differentiable.architect_options.{key})")
+            if key in architect_options(self.architect):  # as before: ignored by an architect without it
+                self._set_option(key, value, from_cli)
+            return
+        if key.partition(".")[0] not in self.keys():
+            full = {f"architect_options.{o}": o for o in architect_options(self.architect)}
+            close = difflib.get_close_matches(key, list(full.values()), n=1, cutoff=0.5)
+            if close:
+                raise ConfigError(f"unknown config key 'differentiable.{key}'. Did you mean "
+                                  f"'differentiable.architect_options.{close[0]}' (an option of architect "
+                                  f"{self.architect!r})?")  # fmt: skip
+        super().set(key, value, from_cli)
+
+    def _set_option(self, key: str, value: Any, from_cli: bool) -> None:
+        import typing
+
+        from genas.differentiable.architects import ARCHITECTS, architect_options
+
+        taken = architect_options(self.architect)
+        if key not in taken:
+            raise ConfigError(f"architect {self.architect!r} has no option {key!r}; its options: "
+                              f"{', '.join(taken) or 'none'} (differentiable.architect_options.NAME)")  # fmt: skip
+        if from_cli and isinstance(value, str):
+            value = parse_scalar(value)
+        hint = typing.get_type_hints(ARCHITECTS.get(self.architect).__init__).get(key, Any)
+        self.architect_options[key] = coerce(value, hint, f"differentiable.architect_options.{key}")
+
+    def check(self) -> None:
+        from genas.differentiable.architects import create_architect
+
+        create_architect(self.architect, **self.architect_options)  # the name, and the options by its own checks
         betas = self.arch_betas
         if len(betas) != 2 or not all(isinstance(b, float) and 0.0 <= b < 1.0 for b in betas):
             raise ConfigError("The 'arch_betas' parameter of differentiable must be two floats in [0, 1). "
@@ -86,77 +143,126 @@ class DifferentiableConfig(Section):
         return space != "nb201" or bool(variants)
 
     def architect_kwargs(self) -> dict[str, Any]:
-        """The section's values of the options architect ``self.architect`` accepts (``rho``, ``eps``, ``fd``)."""
-        from genas.differentiable.architects import architect_options
-
-        accepted = architect_options(self.architect)
-        return {k: getattr(self, k) for k in ("rho", "eps", "fd") if k in accepted}
+        """The options set for architect ``self.architect`` (the others keep its defaults)."""
+        return dict(self.architect_options)
 
 
 @config_section("variants")
-@dataclass
 class VariantsConfig(Section):
     """DARTS variants (``--variant beta,pc`` = ``--variants.use beta,pc``) and their options.
 
-    An option of variant ``v`` is the key ``<v>_<option>`` with ``-`` written ``_``
-    (``pc_k``, ``sdarts_rs_eps_max``); ``null`` keeps the variant's default.
+    The shape every pluggable kind has: names, and per name an options mapping in the variant's own
+    keywords, checked by the variant's constructor: ``--variants.options.pc.k 2``, or in YAML
+    ``options: {pc: {k: 2, form: asquaredm}}``.  A plugin variant's options are set the same way.
+    An option not given keeps the variant's default.  The old flat spelling ``--variants.pc_k 2``
+    (``<variant>_<option>``, ``-`` written ``_``) still works for one release, with a one-line
+    deprecation warning.
+
+    Args:
+        use: Variant names (``beta``, ``sdarts-rs``, ``pc``, ``darts-minus``, ``na`` or a plugin).
+        options: Per variant name, its options.
+        **old: Options by their old flat spelling (deprecated: one warning line each).
     """
 
-    use: list[str] = field(default_factory=list)  # beta | sdarts-rs | pc | darts-minus | na (or a plugin)
-    beta_init: float | None = None  # beta: lambda at epoch 0 (default 0)
-    beta_slope: float | None = None  # beta: lambda increase per epoch (default 0.5)
-    beta_normal_weight: float | None = None  # beta: weight of the normal alphas' term (DARTS space; default 1)
-    beta_reduce_weight: float | None = None  # beta: weight of the reduce alphas' term (DARTS space; default 1)
-    sdarts_rs_eps_min: float | None = None  # sdarts-rs: noise half-width at epoch 0 (default 0.03)
-    sdarts_rs_eps_max: float | None = None  # sdarts-rs: half-width reached at the last epoch (default 0.3)
-    pc_k: int | None = None  # pc: 1/K of the channels through the mixed op (default 4)
-    pc_edge_norm: bool | None = None  # pc: edge-normalisation betas (default: true for form pcdarts, false asquaredm)
-    pc_warmup: int | None = None  # pc: epochs without architecture steps (default 0; PC-DARTS code 15)
-    pc_form: str | None = None  # pc: pcdarts (per edge, default) | asquaredm (per cell, AsquaredM's NB201 code)
-    darts_minus_beta0: float | None = None  # darts-minus: auxiliary skip weight at epoch 0 (default 1)
-    darts_minus_source: str | None = None  # darts-minus: edge (the edge's input, default) | cell (AsquaredM NB201)
-    na_size: int | None = None  # na: edges changed per neighbour (default 1)
-    na_samples: int | None = None  # na: neighbours averaged with the architecture (default 3)
-    na_margin: float | None = None  # na: added to the drawn op's logit of a neighbour (default 0)
+    def __init__(self, use: Sequence[str] | str | None = None, options: dict[str, dict[str, Any]] | None = None,
+                 **old: Any) -> None:  # fmt: skip
+        self.__dict__.update(use=[], options={})
+        self.set("use", [] if use is None else use, from_cli=False)
+        self.set("options", dict(options or {}), from_cli=False)
+        for key, value in old.items():
+            self.set(key, value, from_cli=False)
 
-    constraints: ClassVar[dict[str, Any]] = {
-        "beta_init": Nullable(Interval(float, 0.0, None)), "beta_slope": Nullable(Interval(float, 0.0, None)),
-        "beta_normal_weight": Nullable(Interval(float, 0.0, None)),
-        "beta_reduce_weight": Nullable(Interval(float, 0.0, None)),
-        "sdarts_rs_eps_min": Nullable(Interval(float, 0.0, 1.0)), "sdarts_rs_eps_max": Nullable(Interval(float, 0.0, 1.0)),
-        "pc_k": Nullable(Interval(int, 1, None)), "pc_edge_norm": Nullable(Boolean()),
-        "pc_warmup": Nullable(Interval(int, 0, None)), "pc_form": Nullable(OneOf(("asquaredm", "pcdarts"))),
-        "darts_minus_beta0": Nullable(Interval(float, 0.0, None)),
-        "darts_minus_source": Nullable(OneOf(("cell", "edge"))),
-        "na_size": Nullable(Interval(int, 0, None)), "na_samples": Nullable(Interval(int, 1, None)),
-        "na_margin": Nullable(Interval(float, 0.0, None)),
-    }  # fmt: skip
+    def keys(self) -> list[str]:
+        return ["use", "options"]
+
+    def set(self, key: str, value: Any, from_cli: bool) -> None:
+        if key == "use":
+            self.__dict__["use"] = [v.strip() for v in coerce(value, list[str], "variants.use") if v.strip()]
+            return
+        if key == "options":
+            if not isinstance(value, dict):
+                raise ConfigError(f"variants.options must be a mapping of variant name to its options, e.g. "
+                                  f"{{pc: {{k: 2}}}}. Got {value!r} instead.")  # fmt: skip
+            for name, opts in value.items():
+                self.set(f"options.{name}", opts, from_cli)
+            return
+        if key.startswith("options."):
+            name, _, option = key[len("options."):].partition(".")
+            if not option:  # variants.options.pc: {k: 2}
+                if not isinstance(value, dict):
+                    raise ConfigError(f"variants.options.{name} must be a mapping of variant {name!r}'s options, "
+                                      f"e.g. {{k: 2}}. Got {value!r} instead.")  # fmt: skip
+                for opt, item in value.items():
+                    self._set_option(name, str(opt), item, from_cli)
+                return
+            self._set_option(name, option, value, from_cli)
+            return
+        owner = _variant_of(key)
+        if owner is None:
+            raise ConfigError(f"unknown config key 'variants.{key}'. Keys of 'variants': use, options "
+                              "(variants.options.NAME.OPTION, e.g. variants.options.pc.k)")  # fmt: skip
+        option = key[len(owner.replace("-", "_")) + 1:]
+        from genas.errors import deprecated
+
+        deprecated(f"variants.{key} (--variants.{key})", f"variants.options.{owner}.{option} "
+                                                         f"(--variants.options.{owner}.{option})")  # fmt: skip
+        self._set_option(owner, option, value, from_cli)
+
+    def _set_option(self, name: str, option: str, value: Any, from_cli: bool) -> None:
+        import typing
+
+        from genas.differentiable.variants import VARIANTS, variant_options
+
+        taken = variant_options(name)  # an unknown variant fails here, with a suggestion
+        if option not in taken:
+            raise ConfigError(f"variant {name!r} has no option {option!r}; its options: {', '.join(taken) or 'none'} "
+                              f"(variants.options.{name}.OPTION)")  # fmt: skip
+        if from_cli and isinstance(value, str):
+            value = parse_scalar(value)
+        if value is None:  # null keeps the default
+            self.options.get(name, {}).pop(option, None)
+            return
+        hint = typing.get_type_hints(VARIANTS.get(name).__init__).get(option, Any)
+        self.options.setdefault(name, {})[option] = coerce(value, hint, f"variants.options.{name}.{option}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.set(name, value, from_cli=False)
+
+    def validate(self) -> VariantsConfig:
+        self.check()
+        return self
 
     def check(self) -> None:
-        self.use = [v.strip() for v in self.use if v.strip()]
         self.build()  # unknown names (with a suggestion), duplicates and bad options fail at load
-        for key, value in self.to_dict().items():  # an option of a variant not in use would be silently ignored
-            owner = self._variant_of(key)
-            if value is not None and owner is not None and owner not in self.use:
+        for name in self.options:  # options of a variant not in use would be silently ignored
+            if self.options[name] and name not in self.use:
                 used = f"variants in use: {', '.join(self.use)}" if self.use else "no variant is in use"
-                raise ConfigError(f"variants.{key} is an option of variant {owner!r}, which needs --variant {owner} "
-                                  f"({used}); add {owner} to --variant or drop variants.{key}")  # fmt: skip
-
-    @staticmethod
-    def _variant_of(key: str) -> str | None:
-        """The registered variant whose option ``key`` is (``pc_k`` -> ``pc``); None for ``use``."""
-        from genas.differentiable.variants import VARIANTS
-
-        owners = [v for v in VARIANTS.list() if key.startswith(v.replace("-", "_") + "_")]
-        return max(owners, key=len) if key != "use" and owners else None
+                raise ConfigError(f"variants.options.{name} are options of variant {name!r}, which needs --variant "
+                                  f"{name} ({used}); add {name} to --variant or drop variants.options.{name}")  # fmt: skip
 
     def options_for(self, name: str) -> dict[str, Any]:
-        """The keys set for variant ``name``, without their prefix (``pc_k`` -> ``k``)."""
-        prefix = name.replace("-", "_") + "_"
-        return {k[len(prefix):]: v for k, v in self.to_dict().items() if k.startswith(prefix) and v is not None}
+        """The options set for variant ``name``."""
+        return dict(self.options.get(name, {}))
 
     def build(self) -> Any:
         """The :class:`~genas.differentiable.variants.VariantSet` these keys describe."""
         from genas.differentiable.variants import create_variants
 
         return create_variants(self.use, {name: self.options_for(name) for name in self.use})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"use": list(self.use), "options": {k: dict(v) for k, v in self.options.items() if v}}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VariantsConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"VariantsConfig(use={self.use!r}, options={self.to_dict()['options']!r})"
+
+
+def _variant_of(key: str) -> str | None:
+    """The registered variant whose old flat option ``key`` is (``pc_k`` -> ``pc``); None if none."""
+    from genas.differentiable.variants import VARIANTS
+
+    owners = [v for v in VARIANTS.list() if key.startswith(v.replace("-", "_") + "_")]
+    return max(owners, key=len) if owners else None
