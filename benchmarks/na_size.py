@@ -13,7 +13,6 @@ search reaches), for several ``margin`` values.  Prints a Markdown table and wri
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, IO
 
 __all__ = ["atomic_writer", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "to_jsonable", "check_writable_dir",
-           "removed_on_error"]
+           "removed_on_error", "read_torch_file"]
 
 
 def check_writable_dir(path: str | os.PathLike, option: str) -> Path:
@@ -153,3 +153,26 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike, save: Callable[[Any, IO
         save = torch.save
     with atomic_writer(path, "wb") as fh:
         save(obj, fh)
+
+
+def read_torch_file(path: str | os.PathLike, what: str, formats: tuple[str, ...], map_location: Any = "cpu",
+                    weights_only: bool = False, corrupt: str = "is corrupt or unreadable") -> dict[str, Any]:  # fmt: skip
+    """The dict a genas ``atomic_torch_save`` wrote at ``path``, stamped ``format`` in ``formats``.
+
+    The one reader behind every checkpoint kind (supernet runs, differentiable searches, network
+    files).  A file that ``torch.load`` cannot read raises :class:`~genas.errors.CheckpointError`
+    ``"<what> <path> <corrupt> (<exception>)"``; a dict of another format returns as it is with
+    ``None`` under ``"format"`` checked by the caller (who knows what to suggest), so this only
+    raises for unreadable files and non-dicts.
+    """
+    import torch
+
+    from genas.errors import CheckpointError
+
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=weights_only)
+    except Exception as exc:  # truncated, or not a torch file
+        raise CheckpointError(f"{what} {path} {corrupt} ({type(exc).__name__}: {str(exc)[:120]})") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a {what} (expected a dict with format {' or '.join(map(repr, formats))})")
+    return state

@@ -29,7 +29,7 @@ import yaml
 
 from genas.config import Config, dump_config, yaml_load
 from genas.errors import CheckpointError, ConfigError, NotTrainedError
-from genas.io import atomic_torch_save, atomic_write_json, atomic_write_text, check_writable_dir
+from genas.io import atomic_torch_save, atomic_write_json, atomic_write_text, check_writable_dir, read_torch_file
 
 if TYPE_CHECKING:
     import torch
@@ -95,13 +95,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise NotTrainedError(f"no checkpoint at {path}; train a supernet first with `python tools/train_supernet.py`")
-    import torch
-
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # truncated or not a torch file
-        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(exc).__name__}: {str(exc)[:120]})") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+    state = read_torch_file(path, "checkpoint", (CHECKPOINT_FORMAT,), map_location)
+    if state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a genas supernet checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     return state
 

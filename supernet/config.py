@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from genas.config import Section, config_section
 from genas.errors import ConfigError
+from genas.schedule import SGD_CONSTRAINTS
 from genas.validation import Boolean, Interval, Nullable, OneOf
 
 __all__ = ["SupernetConfig", "TrainConfig", "UNSAMPLED_UPDATES", "STEPS"]
@@ -65,10 +66,7 @@ class TrainConfig(Section):
     heldout_bn_batches: int = 1  # training batches each held-out path's BN statistics are recalibrated on (0: running stats)
 
     constraints: ClassVar[dict[str, Any]] = {
-        "epochs": Interval(int, 1, 100_000), "lr": Interval(float, 0.0, 100.0, "right"),
-        "lr_min": Interval(float, 0.0, "lr"), "momentum": Interval(float, 0.0, 1.0, "left"),
-        "nesterov": Boolean(), "weight_decay": Interval(float, 0.0, 1.0),
-        "grad_clip": Nullable(Interval(float, 0.0, None, "neither")), "amp": OneOf(("bf16", "none")),
+        **SGD_CONSTRAINTS, "amp": OneOf(("bf16", "none")),
         "channels_last": Boolean(), "unsampled_update": OneOf(UNSAMPLED_UPDATES), "step": OneOf(STEPS),
         "step_fallback": Boolean(), "heldout_bn_batches": Interval(int, 0, 10_000),
     }  # fmt: skip

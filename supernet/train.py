@@ -43,7 +43,7 @@ from genas.distributed import DistInfo
 from genas.errors import ConfigError, TrainingDivergedError
 from genas.progress import Progress
 from genas.runs import Run
-from genas.schedule import cosine_lr
+from genas.schedule import cosine_lr, sgd
 from supernet.bn import kept_bn_state, recalibrate_bn
 from supernet.config import TrainConfig
 from supernet.base import Supernet
@@ -117,10 +117,7 @@ class SupernetTrainer:
         if dist.distributed:
             ids = [device.index] if device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
-        self.optimizer = torch.optim.SGD(
-            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
-            weight_decay=cfg.weight_decay,
-        )  # fmt: skip
+        self.optimizer = sgd(model.parameters(), cfg)
         if cfg.amp == "bf16" and device.type == "cpu":
             warnings.warn("bf16 autocast on CPU is usually far slower than fp32 (measured 40x here)", stacklevel=2)
         self.autocast = (

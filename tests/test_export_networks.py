@@ -12,7 +12,7 @@ from genas.export import (
     create_network, load_network, model_stats, network_from_run, network_from_supernet, read_arch, save_network,
 )  # fmt: skip
 from genas.export.darts import drop_path
-from genas.counting import count_flops, count_params
+from genas.counting import count_params
 from genas.errors import CheckpointError, ConfigError, DataNotFoundError, InvalidArchitectureError
 from genas.spaces import create_space
 

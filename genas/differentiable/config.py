@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from genas.config import Section, config_section
 from genas.errors import ConfigError
 from genas.parsing import coerce, parse_scalar
+from genas.schedule import SGD_CONSTRAINTS
 from genas.validation import Boolean, Interval, Nullable, OneOf, Text
 
 __all__ = ["DifferentiableConfig", "VariantsConfig"]
@@ -60,10 +61,7 @@ class DifferentiableConfig(Section):
 
     set_first: ClassVar[tuple[str, ...]] = ("architect",)
     constraints: ClassVar[dict[str, Any]] = {
-        "architect": Text(), "epochs": Interval(int, 1, 100_000),
-        "lr": Interval(float, 0.0, 100.0, "right"), "lr_min": Interval(float, 0.0, "lr"),
-        "momentum": Interval(float, 0.0, 1.0, "left"), "nesterov": Boolean(), "weight_decay": Interval(float, 0.0, 1.0),
-        "grad_clip": Nullable(Interval(float, 0.0, None, "neither")), "arch_lr": Interval(float, 0.0, 100.0, "right"),
+        "architect": Text(), **SGD_CONSTRAINTS, "arch_lr": Interval(float, 0.0, 100.0, "right"),
         "arch_weight_decay": Interval(float, 0.0, 1.0), "alpha_init": Interval(float, 0.0, 10.0),
         "order": OneOf(("arch_first", "weights_first")), "valid_augment": Nullable(Boolean()),
         "select": OneOf(("best_valid", "last")), "patience": Nullable(Interval(int, 1, 100_000)),

@@ -31,9 +31,9 @@ from torch import nn
 
 from genas.distributed import DistInfo, all_reduce_mean, convert_sync_batchnorm
 from genas.errors import CheckpointError, ConfigError
-from genas.io import atomic_torch_save
+from genas.io import atomic_torch_save, read_torch_file
 from genas.runs import Run
-from genas.schedule import cosine_lr
+from genas.schedule import cosine_lr, sgd
 from genas.differentiable.architects import Architect, ArchStep
 from genas.differentiable.config import DifferentiableConfig
 from genas.differentiable.mixed import MixedOpSupernet
@@ -119,8 +119,7 @@ class DifferentiableSearch:
             convert_sync_batchnorm(model)
             if not self.dist.is_main:
                 self.out, self.printer = None, EpochPrinter(enabled=False)
-        self.w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                     nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)  # fmt: skip
+        self.w_opt = sgd(model.weight_parameters(), cfg)
         self.a_opt = torch.optim.Adam(model.arch_parameters(), lr=cfg.arch_lr, betas=tuple(cfg.arch_betas),
                                       weight_decay=cfg.arch_weight_decay)  # fmt: skip
         self.checkpoint_steps = checkpoint_steps
@@ -182,11 +181,8 @@ class DifferentiableSearch:
     @staticmethod
     def read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
         """A checkpoint written by :meth:`save`, or :class:`CheckpointError`."""
-        try:
-            state = torch.load(path, map_location=map_location, weights_only=False)
-        except Exception as exc:  # truncated or not a torch file
-            raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(exc).__name__})") from exc
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        state = read_torch_file(path, "checkpoint", (CHECKPOINT_FORMAT,), map_location)
+        if state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path} is not a differentiable-search checkpoint "
                                   f"(expected format {CHECKPOINT_FORMAT!r})")  # fmt: skip
         return state

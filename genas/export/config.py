@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from genas.config import Section, config_section
 from genas.errors import ConfigError
+from genas.schedule import SGD_CONSTRAINTS
 from genas.validation import Boolean, Interval, Nullable, OneOf, Text
 
 __all__ = ["ModelConfig", "RetrainConfig", "NETWORK_NAMES", "check_model_options"]
@@ -96,9 +97,6 @@ class RetrainConfig(Section):
     channels_last: bool = False
 
     constraints: ClassVar[dict[str, Any]] = {
-        "epochs": Interval(int, 1, 100_000), "lr": Interval(float, 0.0, 100.0, "right"),
-        "lr_min": Interval(float, 0.0, "lr"), "momentum": Interval(float, 0.0, 1.0, "left"), "nesterov": Boolean(),
-        "weight_decay": Interval(float, 0.0, 1.0), "grad_clip": Nullable(Interval(float, 0.0, None, "neither")),
-        "aux_weight": Interval(float, 0.0, 100.0), "drop_path": Interval(float, 0.0, 1.0, "left"),
+        **SGD_CONSTRAINTS, "aux_weight": Interval(float, 0.0, 100.0), "drop_path": Interval(float, 0.0, 1.0, "left"),
         "cutout": Interval(int, 0, 4096), "train_on": OneOf(("train", "train+valid")), "channels_last": Boolean(),
     }  # fmt: skip

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from genas.errors import CheckpointError
+from genas.io import read_torch_file
 
 __all__ = ["NETWORK_FORMAT", "read_record"]
 
@@ -25,12 +26,10 @@ def read_record(path: str | Path, map_location: str | torch.device = "cpu") -> d
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no network checkpoint at {path}; write one with tools/retrain.py or tools/export.py --format pt")
-    try:
-        record = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated, or not a torch file
-        raise CheckpointError(f"network checkpoint {path} is corrupt or not a torch file ({type(exc).__name__})") from exc
-    if not isinstance(record, dict) or record.get("format") != NETWORK_FORMAT:
-        fmt = record.get("format") if isinstance(record, dict) else None
+    record = read_torch_file(path, "network checkpoint", (NETWORK_FORMAT,), map_location, weights_only=True,
+                             corrupt="is corrupt or not a torch file")  # fmt: skip
+    if record.get("format") != NETWORK_FORMAT:
+        fmt = record.get("format")
         if fmt == "genas.supernet/1" and "network" in record:  # a retrain run's training checkpoint
             run, model = path.parent.parent, path.parent.parent / "model.pt"
             where = (f"its network checkpoint is {model}" if model.is_file() else

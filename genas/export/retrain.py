@@ -25,24 +25,26 @@ from torch import nn
 
 from genas.errors import TrainingDivergedError
 from genas.progress import Progress
-from genas.schedule import cosine_lr
+from genas.schedule import cosine_lr, sgd
+from genas.training import evaluate as evaluate_batches
 
 __all__ = ["Retrainer", "evaluate", "plot_learning_curve"]
 
 
 def evaluate(net: nn.Module, loader: Any) -> dict[str, float]:
-    """Mean cross-entropy and top-1 accuracy of ``net`` (eval mode) over ``loader``."""
+    """Mean cross-entropy and top-1 accuracy of ``net`` in eval mode over ``loader``, as a dict.
+
+    The loop is :func:`genas.training.evaluate` (the one every trainer shares), run without
+    gradients with ``net`` switched to eval mode and back.
+    """
     was_training = net.training
     net.eval()
-    loss, correct, seen = 0.0, 0, 0
-    with torch.no_grad():
-        for x, y in loader:
-            logits = net(x)
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-    net.train(was_training)
-    return {"loss": loss / max(seen, 1), "acc": correct / max(seen, 1)}
+    try:
+        with torch.no_grad():
+            loss, acc = evaluate_batches(net, loader)
+    finally:
+        net.train(was_training)
+    return {"loss": loss, "acc": acc}
 
 
 class Retrainer:
@@ -71,8 +73,7 @@ class Retrainer:
         self.extra_state = dict(extra_state or {})
         if cfg.channels_last:
             net.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)  # fmt: skip
+        self.optimizer = sgd(net.parameters(), cfg)
         self.generator = torch.Generator(device=device).manual_seed(seed)
         if hasattr(net, "set_drop_path_generator"):
             net.set_drop_path_generator(self.generator)
