@@ -28,7 +28,8 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         frozen_stages=-1,
         norm_eval=False,
-        init_cfg=None,  # dict(type="Pretrained", checkpoint="runs/retrain-.../model.pt"): a genas network checkpoint
+        # init_cfg=dict(type="Pretrained", checkpoint="runs/retrain-.../model.pt"): a genas network checkpoint; unset
+        # here, as MMEngine cannot merge a config's dict into a base's None
     ),
     decode_head=dict(
         type="ASPPHead",

@@ -95,6 +95,16 @@ def _load_weights(net: Network, record: dict[str, Any], path: str | Path) -> Non
                               f"{record['hparams']}; missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})")  # fmt: skip
 
 
+def _own_geometry(network: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` without ``geometry: dense`` for a network whose levels are its own (``darts_imagenet``: strides 8..32)."""
+    if "geometry" in inspect.signature(NETWORKS.get(network)).parameters or "geometry" not in kwargs:
+        return kwargs
+    if kwargs["geometry"] != "dense":
+        raise ConfigError(f"geometry {kwargs['geometry']!r} does not apply to network {network!r}, whose levels are "
+                          "its own ImageNet strides; leave geometry unset or 'dense'")  # fmt: skip
+    return {k: v for k, v in kwargs.items() if k != "geometry"}
+
+
 def backbone_network(arch: Any = None, network: str | None = None, checkpoint: str | Path | None = None,
                      **kwargs: Any) -> Network:  # fmt: skip
     """The network a backbone wraps: ``arch`` (anything :func:`genas.export.read_arch` reads) and/or a checkpoint.
@@ -120,7 +130,7 @@ def backbone_network(arch: Any = None, network: str | None = None, checkpoint: s
         network = network or network_for_space(arch.space)
         if "geometry" in inspect.signature(NETWORKS.get(network)).parameters:  # darts_imagenet has its own
             kwargs.setdefault("geometry", "dense")
-        return create_network(network, arch, **kwargs)
+        return create_network(network, arch, **_own_geometry(network, kwargs))
     record = read_network_file(checkpoint)
     if network is not None and NETWORKS.get(network) is not NETWORKS.get(record["network"]):
         raise CheckpointError(f"network checkpoint {checkpoint} holds a {record['network']!r} network, not {network!r}")
@@ -129,7 +139,7 @@ def backbone_network(arch: Any = None, network: str | None = None, checkpoint: s
     if arch is not None and read_arch(arch, cls.space) != stored:
         raise CheckpointError(f"network checkpoint {checkpoint} holds the weights of {stored}, not of {read_arch(arch, cls.space)}; "
                               "leave arch unset to take the checkpoint's")  # fmt: skip
-    net = create_network(record["network"], stored, **{**record["hparams"], **kwargs})
+    net = create_network(record["network"], stored, **_own_geometry(record["network"], {**record["hparams"], **kwargs}))
     _load_weights(net, record, checkpoint)
     return net
 
