@@ -12,7 +12,7 @@ from genas.export import (
     create_network, load_network, model_stats, network_from_run, network_from_supernet, read_arch, save_network,
 )  # fmt: skip
 from genas.export.darts import drop_path
-from genas.counting import count_params
+from genas.counting import count_flops, count_params
 from genas.errors import CheckpointError, ConfigError, DataNotFoundError, InvalidArchitectureError
 from genas.spaces import create_space
 
@@ -277,3 +277,18 @@ def test_drop_path_zeroes_whole_samples_and_rescales_the_rest():
         a = net(x)
         g.manual_seed(1)
         assert torch.equal(net(x), a)  # the masks come from the given generator
+
+
+def test_darts_v2_in_the_mobile_setting():
+    """genas counts the multiply-adds of convolutions and linear layers: DARTS-V2 at 224 px, C=48, 14 cells."""
+    net = create_network("darts_imagenet", DARTS_V2)
+    assert net.hparams["channels"] == 48 and net.hparams["layers"] == 14
+    assert count_params(net) == 4_718_752  # the paper's 4.7M
+    flops = count_flops(net, (1, 3, 224, 224))
+    assert flops == pytest.approx(529.911552e6, abs=1.0) and flops < 600e6  # inside the mobile setting
+    fvcore = pytest.importorskip("fvcore.nn")
+    by_op = fvcore.FlopCountAnalysis(net.eval(), torch.zeros(1, 3, 224, 224))
+    by_op.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    ops = by_op.by_operator()
+    assert ops["conv"] + ops["linear"] == pytest.approx(flops, abs=1.0)  # a third-party counter agrees on the convention
+    assert ops["batch_norm"] == pytest.approx(8.28e6, rel=1e-2)  # what fvcore adds on top
