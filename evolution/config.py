@@ -22,7 +22,7 @@ from __future__ import annotations
 import typing
 from typing import Any, ClassVar
 
-from genas.config import Section, config_section
+from genas.config import Section, config_section, set_options
 from genas.errors import ConfigError
 from genas.parsing import coerce, parse_scalar
 from genas.validation import Interval, Nullable, check_params
@@ -90,15 +90,7 @@ class SearchConfig(Section):
         if key in _COMMON:
             self.__dict__[key] = coerce(value, float | None, f"search.{key}")
             return
-        if key == "options":
-            if not isinstance(value, dict):
-                raise ConfigError(f"search.options must be a mapping of the algorithm's options, e.g. "
-                                  f"{{population: 50}}. Got {value!r} instead.")  # fmt: skip
-            for name, item in value.items():
-                self._set_option(str(name), item, from_cli)
-            return
-        if key.startswith("options."):
-            self._set_option(key[len("options."):], value, from_cli)
+        if set_options("search", "options", key, value, from_cli, self._set_option, "{population: 50}"):
             return
         if key in _algorithm_class(self.algorithm).option_defaults():  # the spelling before options.
             from genas.errors import deprecated

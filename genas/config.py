@@ -36,7 +36,7 @@ from genas.registry import Registry, suggest
 from genas.validation import Boolean, Interval, Nullable, OneOf, Text, check_params
 
 __all__ = [
-    "Config", "Section", "SECTIONS", "config_section", "RunConfig", "DataConfig",
+    "Config", "Section", "SECTIONS", "config_section", "set_options", "RunConfig", "DataConfig",
     "load_config", "split_overrides", "yaml_load", "config_to_dict", "dump_config", "CONFIG_DIR", "MAX_NAME",
 ]  # fmt: skip
 
@@ -116,6 +116,26 @@ class Section:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+def set_options(owner: str, field: str, key: str, value: Any, from_cli: bool,
+                set_one: Callable[[str, Any, bool], None], example: str) -> bool:  # fmt: skip
+    """Set ``<owner>.<field>`` (a plugin's options mapping) or ``<owner>.<field>.<name>``; False for another key.
+
+    The one way every "name plus options" config key is read (``search.options``,
+    ``differentiable.architect_options``, ``variants.options``): a mapping is set item by item
+    through ``set_one(name, value, from_cli)``, which checks the name against the plugin's own options.
+    """
+    if key == field:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{owner}.{field} must be a mapping, e.g. {example}. Got {value!r} instead.")
+        for name, item in value.items():
+            set_one(str(name), item, from_cli)
+        return True
+    if key.startswith(field + "."):
+        set_one(key[len(field) + 1:], value, from_cli)
+        return True
+    return False
 
 
 # ---- the core's sections ------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from genas.config import Section, config_section
+from genas.config import Section, config_section, set_options
 from genas.errors import ConfigError
 from genas.parsing import coerce, parse_scalar
 from genas.schedule import SGD_CONSTRAINTS
@@ -78,15 +78,8 @@ class DifferentiableConfig(Section):
             self.architect_options = {k: v for k, v in self.architect_options.items() if k in taken}
             return
         if key == "architect_options":
-            if not isinstance(value, dict):
-                raise ConfigError(f"differentiable.architect_options must be a mapping of the architect's options, "
-                                  f"e.g. {{rho: 0.1}}. Got {value!r} instead.")  # fmt: skip
-            self.__dict__["architect_options"] = {}
-            for name, item in value.items():
-                self._set_option(str(name), item, from_cli)
-            return
-        if key.startswith("architect_options."):
-            self._set_option(key[len("architect_options."):], value, from_cli)
+            self.__dict__["architect_options"] = {}  # a mapping replaces the earlier layer's
+        if set_options("differentiable", "architect_options", key, value, from_cli, self._set_option, "{rho: 0.1}"):
             return
         if key in _OLD_ARCHITECT_KEYS:  # the spelling before architect_options (a2m's rho, eps, fd)
             from genas.errors import deprecated
@@ -177,23 +170,7 @@ class VariantsConfig(Section):
         if key == "use":
             self.__dict__["use"] = [v.strip() for v in coerce(value, list[str], "variants.use") if v.strip()]
             return
-        if key == "options":
-            if not isinstance(value, dict):
-                raise ConfigError(f"variants.options must be a mapping of variant name to its options, e.g. "
-                                  f"{{pc: {{k: 2}}}}. Got {value!r} instead.")  # fmt: skip
-            for name, opts in value.items():
-                self.set(f"options.{name}", opts, from_cli)
-            return
-        if key.startswith("options."):
-            name, _, option = key[len("options."):].partition(".")
-            if not option:  # variants.options.pc: {k: 2}
-                if not isinstance(value, dict):
-                    raise ConfigError(f"variants.options.{name} must be a mapping of variant {name!r}'s options, "
-                                      f"e.g. {{k: 2}}. Got {value!r} instead.")  # fmt: skip
-                for opt, item in value.items():
-                    self._set_option(name, str(opt), item, from_cli)
-                return
-            self._set_option(name, option, value, from_cli)
+        if set_options("variants", "options", key, value, from_cli, self._set_variant_options, "{pc: {k: 2}}"):
             return
         owner = _variant_of(key)
         if owner is None:
@@ -205,6 +182,18 @@ class VariantsConfig(Section):
         deprecated(f"variants.{key} (--variants.{key})", f"variants.options.{owner}.{option} "
                                                          f"(--variants.options.{owner}.{option})")  # fmt: skip
         self._set_option(owner, option, value, from_cli)
+
+    def _set_variant_options(self, key: str, value: Any, from_cli: bool) -> None:
+        """``pc`` with a mapping of pc's options, or ``pc.k`` with one value."""
+        name, _, option = key.partition(".")
+        if option:
+            self._set_option(name, option, value, from_cli)
+            return
+        if not isinstance(value, dict):
+            raise ConfigError(f"variants.options.{name} must be a mapping of variant {name!r}'s options, e.g. "
+                              f"{{k: 2}}. Got {value!r} instead.")  # fmt: skip
+        for opt, item in value.items():
+            self._set_option(name, str(opt), item, from_cli)
 
     def _set_option(self, name: str, option: str, value: Any, from_cli: bool) -> None:
         import typing
