@@ -79,6 +79,7 @@ def environment_record(seed: int | None = None, extra: dict[str, Any] | None = N
         "cpu_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+        "nodes": int(os.environ.get("GROUP_WORLD_SIZE", "1")),  # torchrun's agents (one per node)
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     rec.update(extra or {})
