@@ -98,11 +98,14 @@ class Runtime:
 
 def start_runtime(cfg: Any) -> Runtime:
     """Apply ``run.threads``, resolve ``run.device`` for this rank and join the process group under torchrun."""
-    from genas.distributed import init_distributed, resolve_device, set_threads
+    from genas.distributed import check_same_on_all_ranks, init_distributed, resolve_device, set_threads
 
     set_threads(cfg.run.threads)
     device = resolve_device(cfg.run.device)
-    return Runtime(device, init_distributed(device))
+    info = init_distributed(device)
+    if info.distributed:
+        check_same_on_all_ranks(cfg.to_dict())  # before anything is read or written
+    return Runtime(device, info)
 
 
 def add_check(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

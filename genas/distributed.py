@@ -17,6 +17,7 @@ import torch.distributed as dist
 __all__ = [
     "DistInfo", "init_distributed", "dist_info", "is_main", "barrier", "broadcast_object", "all_gather_objects",
     "resolve_device", "local_rank", "set_threads", "free_cores", "ElasticRestarts", "elastic_restarts",
+    "check_same_on_all_ranks",
 ]  # fmt: skip
 
 def local_rank() -> int:
@@ -182,6 +183,34 @@ def all_gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * info.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def _flat(record: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(record, dict):
+        out: dict[str, Any] = {}
+        for k, v in record.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: record}
+
+
+def check_same_on_all_ranks(record: dict[str, Any], what: str = "config") -> None:
+    """Refuse, on every rank at once, ranks started with different values of a nested ``record``.
+
+    Ranks launched with different command lines or files (one node's copy of a YAML edited) would
+    train different things while averaging gradients; this gathers every rank's record and raises
+    :class:`~genas.errors.ConfigError` on all of them naming the first key that differs.
+    """
+    from genas.errors import ConfigError
+
+    records = all_gather_objects(_flat(record))
+    base = records[0]
+    for rank, other in enumerate(records[1:], start=1):
+        for key in sorted(set(base) | set(other)):
+            if base.get(key) != other.get(key):
+                raise ConfigError(f"rank {rank} was started with {what} key {key} = {other.get(key)!r}, rank 0 with "
+                                  f"{base.get(key)!r}; every rank must run the same {what} (the same command line "
+                                  "and files on every node)")  # fmt: skip
 
 
 def all_reduce_mean(tensors: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -89,3 +89,16 @@ def test_two_nodes_train_search_and_search_darts_as_one_node_with_two_processes(
     states_close(darts["one"]["model"], darts["two"]["model"])
     best = {n: json.loads((tmp_path / f"{n}-darts" / "best_arch.json").read_text()) for n in ("one", "two")}
     assert best["one"]["arch"] == best["two"]["arch"]
+
+
+def test_ranks_started_with_different_configs_are_refused_in_one_line_before_any_write(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--rdzv-backend", "c10d",
+           "--rdzv-endpoint", f"127.0.0.1:{free_port()}", str(REPO / "tests" / "_mismatch_worker.py"), *TINY_TRAIN,
+           "--run.root", str(tmp_path / "runs"), "--run.device", "cpu"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
+    assert out.returncode != 0
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert errors and all(e == errors[0] for e in errors), out.stderr[-3000:]  # the same one line on each rank
+    assert errors[0] == ("error: rank 1 was started with config key train.lr = 0.1, rank 0 with 0.05; every rank "
+                         "must run the same config (the same command line and files on every node)"), errors[0]
+    assert not (tmp_path / "runs").exists()
