@@ -334,6 +334,9 @@ def test_search_with_variants_end_to_end_and_resume_checks(tmp_path, capsys):
     (["--variant", "pc", "--variants.options.pc.k", "0"], "The 'k' parameter of variant pc must be"),
     (["--variant", "pc", "--variants.options.pc.form", "asquaredm", "--variants.options.pc.edge_norm", "true"],
      "edge_norm true is not defined for form 'asquaredm'"),
+    (["--variant", "pc", "--variants.options.pc.k", "2", "--variants.options.pc.warmup", "3"],
+     "variant pc: warmup 3 leaves no architecture step in a search of differentiable.epochs 3"),
+    (["--data.batch_size", "4096"], "batch size 4096 is larger than the"),
 ])  # fmt: skip
 def test_bad_variant_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, needle):
     code = run_cli(main, [*TINY, "--run.root", str(tmp_path), *extra])

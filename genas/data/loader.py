@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from genas.data.base import AUGMENTATIONS, ArrayDataset, DataBundle
+from genas.errors import ConfigError
 from genas.validation import check_bool, check_choice, check_int
 
 __all__ = ["TensorLoader", "build_loader", "crop_padding"]
@@ -301,5 +302,9 @@ def build_loader(
         device=device, channels_last=channels_last, rank=rank, world_size=world_size, cutout=cutout,
     )
     if len(loader) == 0 and len(ds) > 0:
-        check_int(batch_size, "batch_size", owner, 1, len(ds) // world_size)  # explains: larger than a shard
+        n = len(ds) // world_size
+        per = f" each of the {world_size} ranks gets" if world_size > 1 else ""
+        raise ConfigError(f"batch size {batch_size} is larger than the {n} images of this split{per}, so an epoch "
+                          f"would have no step; allowed: a batch size of at most {n} (data.batch_size), or more "
+                          "images (data.limit)")  # fmt: skip
     return loader

@@ -73,6 +73,7 @@ def run(cfg: Config, resume_dir: str | None = None, max_epochs: int | None = Non
         raise ConfigError(f"--max-epochs must be a positive number of epochs. Got {max_epochs} instead.")
     architect = create_architect(d.architect, **d.architect_kwargs())
     variants = variants if variants is not None else cfg.variants.build()  # DifferentiableSearch checks the pair
+    variants.check_budget(d.epochs)
     table = _table(cfg)
     rt = start_runtime(cfg)
     resume = resume_dir is not None

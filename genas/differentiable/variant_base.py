@@ -37,6 +37,9 @@ class Variant:
     def check_with(self, others: Mapping[str, "Variant"]) -> None:
         """Refuse (``ConfigError``) a combination of this variant's options with the other variants' in the set."""
 
+    def check_budget(self, epochs: int) -> None:
+        """Refuse (``ConfigError``) options the search's ``epochs`` leave no room for."""
+
     def setup(self, model: Any) -> None:
         """Change the mixed-op supernet once, before the search (extra parameters, ``edge_fn``)."""
 

@@ -72,6 +72,11 @@ class VariantSet:
         for v in self.variants:
             v.check_with({o.name: o for o in self.variants if o is not v})
 
+    def check_budget(self, epochs: int) -> None:
+        """Each variant's :meth:`~genas.differentiable.variant_base.Variant.check_budget` for a search of ``epochs``."""
+        for v in self.variants:
+            v.check_budget(epochs)
+
     @property
     def names(self) -> list[str]:
         return [v.name for v in self.variants]

@@ -147,6 +147,11 @@ class PartialChannels(Variant):
 
         model.cell_fn = pc_cell
 
+    def check_budget(self, epochs: int) -> None:
+        if self.warmup >= epochs:
+            raise ConfigError(f"variant pc: warmup {self.warmup} leaves no architecture step in a search of "
+                              f"differentiable.epochs {epochs}; allowed: warmup < epochs (PC-DARTS code: 15 of 50)")
+
     def start_epoch(self, epoch: int, epochs: int) -> None:
         self.epoch = epoch
 
