@@ -15,7 +15,6 @@ are ``genas.counting.count_params`` of the whole detector / segmentor, and of it
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import warnings
