@@ -259,7 +259,8 @@ class Run:
         if not rows:
             return
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        fields = list(dict.fromkeys(k for row in rows for k in row))  # a resumed older run's rows may lack a new column
+        writer = csv.DictWriter(buf, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(self.path / "metrics.csv", buf.getvalue())

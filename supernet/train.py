@@ -281,9 +281,16 @@ class SupernetTrainer:
                     loss_sum = torch.full((), self._sums["loss"], device=self.device)
                     correct = torch.full((), int(self._sums["correct"]), dtype=torch.long, device=self.device)
                     bad_step = torch.full((), -1, dtype=torch.long, device=self.device)  # first non-finite step
-                    seen, t0 = 0, time.perf_counter()
+                    seen, waited, t0 = 0, 0.0, time.perf_counter()
                     self._live, self._live_seen = (loss_sum, correct), self._sums["seen"]
-                    for x, y in self.loader.iter_from(self.epoch, self.step):
+                    batches = iter(self.loader.iter_from(self.epoch, self.step))
+                    while True:
+                        t_wait = time.perf_counter()  # the time the step waits for its batch (decode, augment, copy)
+                        batch = next(batches, None)
+                        waited += time.perf_counter() - t_wait
+                        if batch is None:
+                            break
+                        x, y = batch
                         loss, corr = self.train_step(x, y)
                         loss_sum += loss
                         correct += corr
@@ -310,7 +317,7 @@ class SupernetTrainer:
                             self._check_finite(bad_step)  # a checkpoint is only ever written of a finite run
                             self._save("last", over_ranks=True)
                     self._check_finite(bad_step)
-                    row = self._end_epoch(loss_sum, correct, seen, time.perf_counter() - t0)
+                    row = self._end_epoch(loss_sum, correct, seen, time.perf_counter() - t0, waited)
                     bar.line(_epoch_line(row, self.cfg.epochs), self.global_step)
         except KeyboardInterrupt:
             # not inside the epoch-end bookkeeping (history and epoch disagree there): the last checkpoint stays then
@@ -353,7 +360,8 @@ class SupernetTrainer:
                     seen += y.numel()
         return correct.item() / max(seen, 1)
 
-    def _end_epoch(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, seconds: float) -> dict[str, Any]:
+    def _end_epoch(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, seconds: float,
+                   waited: float = 0.0) -> dict[str, Any]:  # fmt: skip
         stats = torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(self._live_seen), device=self.device)])
         if self.dist.distributed:
             torch.distributed.all_reduce(stats)
@@ -367,6 +375,7 @@ class SupernetTrainer:
             "lr": round(cosine_lr(self.global_step, self.total_steps, self.cfg.lr, self.cfg.lr_min), 8),
             "images_per_s": round(seen * self.dist.world_size / max(seconds, 1e-9), 1),
             "seconds": round(seconds, 2),
+            "data_wait": round(waited / max(seconds, 1e-9), 4),  # share of the epoch spent waiting for batches
         }
         acc = self.heldout_accuracy()
         if acc is not None:

@@ -73,7 +73,7 @@ def rows(run_dir):
     if not path.exists():
         return []
     with path.open(newline="") as fh:
-        return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in csv.DictReader(fh)]
+        return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s", "data_wait")} for r in csv.DictReader(fh)]
 
 
 def tensors(obj, prefix=""):
