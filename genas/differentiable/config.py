@@ -90,8 +90,7 @@ class DifferentiableConfig(Section):
                 self._set_option(key, value, from_cli)
             return
         if key.partition(".")[0] not in self.keys():
-            full = {f"architect_options.{o}": o for o in architect_options(self.architect)}
-            close = difflib.get_close_matches(key, list(full.values()), n=1, cutoff=0.5)
+            close = difflib.get_close_matches(key, architect_options(self.architect), n=1, cutoff=0.5)
             if close:
                 raise ConfigError(f"unknown config key 'differentiable.{key}'. Did you mean "
                                   f"'differentiable.architect_options.{close[0]}' (an option of architect "
