@@ -33,7 +33,7 @@ whatever order they are named in.
 Example:
     >>> v = create_variants(["beta"], {"slope": 0.5})
     >>> v.names, v.variants[0].options()
-    (['beta'], {'init': 0.0, 'slope': 0.5})
+    (['beta'], {'init': 0.0, 'slope': 0.5, 'normal_weight': 1.0, 'reduce_weight': 1.0})
 """
 
 from __future__ import annotations
