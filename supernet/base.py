@@ -15,9 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from genas.registry import Registry
 from genas.spaces import SearchSpace
 
-__all__ = ["Supernet", "Subnet", "FeatureInfo"]
+__all__ = ["Supernet", "Subnet", "FeatureInfo", "SUPERNETS"]
 
 
 @dataclass(frozen=True)
@@ -83,3 +84,7 @@ class Subnet(nn.Module, ABC):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+#: The supernet registry; the built-in supernets register themselves in their modules, imported on the first lookup.
+SUPERNETS: Registry[type[Supernet]] = Registry("supernet", builtins=("supernet.nb201", "supernet.darts"))

@@ -16,7 +16,7 @@ from torch import nn
 from genas.errors import InvalidArchitectureError
 from genas.spaces import DARTS_OPS, DartsArch, DartsSpace
 from genas.spaces.darts import DARTS_EDGES, DARTS_NODES, NODE_EDGES
-from supernet.base import FeatureInfo, Subnet, Supernet
+from supernet.base import SUPERNETS, FeatureInfo, Subnet, Supernet
 from supernet.ops import BNOptions, FactorizedReduce, ReLUConvBN, darts_op
 
 __all__ = ["DartsSupernet", "DartsSubnet", "DartsSearchCell", "run_cell"]
@@ -210,3 +210,6 @@ class DartsSubnet(Subnet):
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1)
         return s1
+
+
+SUPERNETS.add("darts", DartsSupernet, description="DARTS 8-cell network, shared normal/reduce genotype")

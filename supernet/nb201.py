@@ -16,7 +16,7 @@ from torch import nn
 from genas.errors import InvalidArchitectureError
 from genas.spaces import NB201_OPS, NB201Arch, NB201Space
 from genas.spaces.nb201 import NB201_EDGES
-from supernet.base import FeatureInfo, Subnet, Supernet
+from supernet.base import SUPERNETS, FeatureInfo, Subnet, Supernet
 from supernet.ops import BNOptions, ResNetBasicBlock, nb201_op
 
 __all__ = ["NB201Supernet", "NB201Subnet", "NB201SearchCell", "run_cell"]
@@ -206,3 +206,6 @@ class NB201Subnet(Subnet):
         for cell in self.cells:
             x = cell(x)
         return self.lastact(x)
+
+
+SUPERNETS.add("nb201", NB201Supernet, description="NAS-Bench-201 macro network, per-cell single-path sampling")

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from genas.registry import Registry
-from supernet.base import Supernet
-from supernet.darts import DartsSupernet
-from supernet.nb201 import NB201Supernet
+from supernet.base import SUPERNETS, Supernet
 
 __all__ = ["SUPERNETS", "create_supernet"]
 
-SUPERNETS: Registry[type[Supernet]] = Registry("supernet")
-SUPERNETS.add("nb201", NB201Supernet, description="NAS-Bench-201 macro network, per-cell single-path sampling")
-SUPERNETS.add("darts", DartsSupernet, description="DARTS 8-cell network, shared normal/reduce genotype")
 
 
 def create_supernet(space: str, **kwargs: Any) -> Supernet:

@@ -24,9 +24,10 @@ from torch import nn
 
 from genas.counting import count_flops, count_params
 from genas.errors import ConfigError
+from genas.registry import Registry
 from genas.spaces import create_space
 
-__all__ = ["Network", "take_indices", "model_stats", "pretrained_cfg", "check_input_size", "geometry_hparams"]
+__all__ = ["Network", "take_indices", "model_stats", "pretrained_cfg", "check_input_size", "geometry_hparams", "NETWORKS"]
 
 
 def pretrained_cfg(**overrides: Any) -> dict[str, Any]:
@@ -230,3 +231,7 @@ def check_input_size(net: Network, image_size: int, train: bool = True) -> None:
         raise ConfigError(
             f"network {net.name} cannot run on {image_size}x{image_size} images{hint}: {str(exc).splitlines()[0]}"
         ) from exc
+
+
+#: The network registry; the built-in networks register themselves in their modules, imported on the first lookup.
+NETWORKS: Registry[type[Network]] = Registry("network", builtins=("genas.export.nb201", "genas.export.darts"))

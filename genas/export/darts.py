@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from genas.export.base import Network, geometry_hparams
+from genas.export.base import NETWORKS, Network, geometry_hparams
 from genas.export.geometry import Block, apply_output_stride, check_geometry, dense_stem
 from genas.errors import ConfigError
 from genas.spaces import DARTS_OPS
@@ -337,3 +337,7 @@ class DartsImageNetNetwork(DartsNetwork):
 
     def _stem_groups(self) -> tuple[list[list[nn.Module]], list[nn.Module]]:
         return [[self.stem0], []], [self.stem1]  # level 0 is the stem's own output
+
+
+NETWORKS.add("darts", DartsNetwork, description="DARTS CIFAR evaluation network (C=36, 20 cells, auxiliary tower, drop-path)")
+NETWORKS.add("darts_imagenet", DartsImageNetNetwork, description="DARTS ImageNet evaluation network (C=48, 14 cells, stride-8 stem)")

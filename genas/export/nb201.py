@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from genas.export.base import Network, geometry_hparams
+from genas.export.base import NETWORKS, Network, geometry_hparams
 from genas.export.geometry import apply_output_stride, check_geometry, dense_stem
 from supernet.nb201 import NB201FixedCell
 from supernet.ops import BNOptions, ResNetBasicBlock, nb201_op
@@ -133,3 +133,6 @@ class NB201Network(Network):
             level += self._cell_level.get(i) is not None
         groups[-1].append(self.lastact)
         return groups
+
+
+NETWORKS.add("nb201", NB201Network, description="NAS-Bench-201 macro network (C=16, N=5 cells per stage)")

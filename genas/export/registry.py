@@ -5,17 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from genas.export.arch import read_arch
-from genas.export.base import Network
-from genas.export.darts import DartsImageNetNetwork, DartsNetwork
-from genas.export.nb201 import NB201Network
-from genas.registry import Registry
+from genas.export.base import NETWORKS, Network
 
 __all__ = ["NETWORKS", "create_network", "list_networks", "network_for_space"]
 
-NETWORKS: Registry[type[Network]] = Registry("network")
-NETWORKS.add("nb201", NB201Network, description="NAS-Bench-201 macro network (C=16, N=5 cells per stage)")
-NETWORKS.add("darts", DartsNetwork, description="DARTS CIFAR evaluation network (C=36, 20 cells, auxiliary tower, drop-path)")
-NETWORKS.add("darts_imagenet", DartsImageNetNetwork, description="DARTS ImageNet evaluation network (C=48, 14 cells, stride-8 stem)")
 
 
 def list_networks(pattern: str = "*") -> list[str]:

@@ -11,8 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from genas.registry import Registry
-from genas.spaces.base import Architecture, SearchSpace
+from genas.spaces.base import SPACES, Architecture, SearchSpace
 from genas.spaces.darts import DARTS_OPS, DartsArch, DartsSpace, Genotype
 from genas.spaces.nb201 import NB201_OPS, NB201Arch, NB201Space
 
@@ -22,9 +21,6 @@ __all__ = [
     "NB201_OPS", "DARTS_OPS",
 ]  # fmt: skip
 
-SPACES: Registry[type[SearchSpace]] = Registry("search space")
-SPACES.add("nb201", NB201Space, description="NAS-Bench-201 cell: 6 edges x 5 ops (15,625 architectures)")
-SPACES.add("darts", DartsSpace, description="DARTS normal + reduce cells, 2 inputs per node, 8 ops")
 
 
 def create_space(name: str) -> SearchSpace:

@@ -15,8 +15,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from genas.errors import ConfigError
+from genas.registry import Registry
 
-__all__ = ["SearchSpace", "Architecture"]
+__all__ = ["SearchSpace", "Architecture", "SPACES"]
 
 
 class Architecture(ABC):
@@ -93,3 +94,7 @@ class SearchSpace(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+#: The search-space registry; the built-in spaces register themselves in their modules, imported on the first lookup.
+SPACES: Registry[type[SearchSpace]] = Registry("search space", builtins=("genas.spaces.nb201", "genas.spaces.darts"))

@@ -21,7 +21,7 @@ import numpy as np
 
 from genas.errors import ConfigError, InvalidArchitectureError
 from genas.registry import suggest
-from genas.spaces.base import Architecture, SearchSpace
+from genas.spaces.base import SPACES, Architecture, SearchSpace
 from genas.spaces.nb201 import _check_radius, _other_op
 
 __all__ = ["DARTS_OPS", "DARTS_EDGES", "Genotype", "DartsArch", "DartsSpace"]
@@ -373,3 +373,6 @@ class DartsSpace(SearchSpace):
         for j in DARTS_NODES:
             per_cell *= (j * (j - 1) // 2) * (len(DARTS_OPS) - 1) ** 2
         return per_cell**2
+
+
+SPACES.add("darts", DartsSpace, description="DARTS normal + reduce cells, 2 inputs per node, 8 ops")

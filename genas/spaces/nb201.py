@@ -17,7 +17,7 @@ import numpy as np
 
 from genas.errors import InvalidArchitectureError
 from genas.registry import suggest
-from genas.spaces.base import Architecture, SearchSpace
+from genas.spaces.base import SPACES, Architecture, SearchSpace
 
 __all__ = ["NB201_OPS", "NB201_EDGES", "NB201_CODE_WEIGHTS", "NB201Arch", "NB201Space"]
 
@@ -233,3 +233,6 @@ def _check_radius(radius: int, max_radius: int) -> None:
             f"The 'radius' parameter must be an int in the range [1, {max_radius}] "
             f"(the number of edges). Got {radius!r} instead."
         )
+
+
+SPACES.add("nb201", NB201Space, description="NAS-Bench-201 cell: 6 edges x 5 ops (15,625 architectures)")
