@@ -19,7 +19,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -28,7 +29,7 @@ from torch import nn
 
 from genas.errors import ConfigError, TrainingDivergedError
 
-__all__ = ["train_epoch", "evaluate"]
+__all__ = ["train_epoch", "evaluate", "TimedBatches"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -113,3 +114,26 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], device: torch.device | 
     if n == 0:
         raise ConfigError("evaluate: the batches yielded nothing")
     return loss.item() / n, correct.item() / n
+
+
+class TimedBatches:
+    """An iterable of batches that adds up, in ``waited``, the seconds its consumer spent waiting for each next one.
+
+    The ``data_wait`` of a training epoch (decode, augment and copy not hidden behind the step):
+    ``waited / epoch seconds``.
+    """
+
+    def __init__(self, batches: Iterable[Any]) -> None:
+        self.batches, self.waited = batches, 0.0
+
+    def __iter__(self) -> Iterator[Any]:
+        it = iter(self.batches)
+        while True:
+            start = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            finally:
+                self.waited += time.perf_counter() - start
+            yield batch

@@ -44,6 +44,7 @@ from genas.errors import ConfigError, TrainingDivergedError
 from genas.progress import Progress
 from genas.runs import Run
 from genas.schedule import cosine_lr, sgd
+from genas.training import TimedBatches
 from supernet.bn import kept_bn_state, recalibrate_bn
 from supernet.config import TrainConfig
 from supernet.base import Supernet
@@ -281,16 +282,10 @@ class SupernetTrainer:
                     loss_sum = torch.full((), self._sums["loss"], device=self.device)
                     correct = torch.full((), int(self._sums["correct"]), dtype=torch.long, device=self.device)
                     bad_step = torch.full((), -1, dtype=torch.long, device=self.device)  # first non-finite step
-                    seen, waited, t0 = 0, 0.0, time.perf_counter()
+                    seen, t0 = 0, time.perf_counter()
                     self._live, self._live_seen = (loss_sum, correct), self._sums["seen"]
-                    batches = iter(self.loader.iter_from(self.epoch, self.step))
-                    while True:
-                        t_wait = time.perf_counter()  # the time the step waits for its batch (decode, augment, copy)
-                        batch = next(batches, None)
-                        waited += time.perf_counter() - t_wait
-                        if batch is None:
-                            break
-                        x, y = batch
+                    batches = TimedBatches(self.loader.iter_from(self.epoch, self.step))
+                    for x, y in batches:
                         loss, corr = self.train_step(x, y)
                         loss_sum += loss
                         correct += corr
@@ -317,7 +312,7 @@ class SupernetTrainer:
                             self._check_finite(bad_step)  # a checkpoint is only ever written of a finite run
                             self._save("last", over_ranks=True)
                     self._check_finite(bad_step)
-                    row = self._end_epoch(loss_sum, correct, seen, time.perf_counter() - t0, waited)
+                    row = self._end_epoch(loss_sum, correct, seen, time.perf_counter() - t0, batches.waited)
                     bar.line(_epoch_line(row, self.cfg.epochs), self.global_step)
         except KeyboardInterrupt:
             # not inside the epoch-end bookkeeping (history and epoch disagree there): the last checkpoint stays then

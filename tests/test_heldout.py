@@ -69,3 +69,15 @@ def test_on_the_quickstart_the_heldout_column_follows_the_training_accuracy(tmp_
     model.load_state_dict(run.load("last")["model"])
     old = _trainer(cfg, model, 0).heldout_accuracy()  # the supernet's running statistics: they belong to no path
     assert old < held - 0.2, (old, held)
+
+
+def test_timed_batches_adds_up_the_time_spent_waiting_for_each_batch(monkeypatch):
+    """data_wait's clock: each perf_counter call advances 1 s, so every next() (the last one included) waits 1 s."""
+    import itertools
+
+    import genas.training as training
+
+    ticks = itertools.count()
+    monkeypatch.setattr(training.time, "perf_counter", lambda: float(next(ticks)))
+    batches = training.TimedBatches(["a", "b", "c"])
+    assert list(batches) == ["a", "b", "c"] and batches.waited == 4.0  # 3 batches and the StopIteration
