@@ -42,15 +42,13 @@ def _build_model(cfg: Config, bundle: Any, device: Any) -> Any:
     import torch
 
     from genas.differentiable.mixed import create_mixed_supernet
+    from supernet.factory import supernet_kwargs
 
     s = cfg.supernet
     with torch.random.fork_rng(devices=[]):  # the weight init, seeded without touching the caller's RNG
         torch.manual_seed(cfg.run.seed)
-        model = create_mixed_supernet(
-            s.space, num_classes=bundle.num_classes, in_channels=bundle.channels, channels=s.channels, layers=s.layers,
-            affine=s.affine, track_running_stats=s.track_running_stats, stem_multiplier=s.stem_multiplier,
-            alpha_init=cfg.differentiable.alpha_init, seed=cfg.run.seed, device=device,
-        )  # fmt: skip
+        model = create_mixed_supernet(s.space, **supernet_kwargs(s, bundle), alpha_init=cfg.differentiable.alpha_init,
+                                      seed=cfg.run.seed, device=device)  # fmt: skip
     if cfg.differentiable.channels_last:
         model.to(memory_format=torch.channels_last)
     return model
