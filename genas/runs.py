@@ -115,7 +115,8 @@ def check_position(state: dict[str, Any], path: str | Path, steps_per_epoch: int
             value = state.get(key)
             if type(value) is not int or value < 0:
                 raise CheckpointError(f"cannot resume from {path}: its {key} is {value!r}, not a count; the checkpoint "
-                                      "is damaged (resume from an epoch_XXXX.pt copied over it, or start anew)")  # fmt: skip
+                                      "is damaged (copy a periodic checkpoint such as checkpoints/epoch_0005.pt over "
+                                      "last.pt, or start anew)")  # fmt: skip
     step = state.get("step", 0)  # == steps_per_epoch: the epoch's steps done, its end not yet recorded (--max-steps)
     if steps_per_epoch is not None and step > steps_per_epoch:
         raise CheckpointError(f"cannot resume from {path}: it stopped at step {step} of an epoch, but this config's "

@@ -144,6 +144,27 @@ def listing(root) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
+def bad_input_failure(capsys, module: str, argv: list[str], needle: str, watched: list, listing=listing) -> str | None:
+    """Run ``module.main(argv)`` as a command does; None when it failed as a user mistake must (exit 2, one
+    ``error:`` line holding ``needle``, no traceback, nothing under ``watched`` changed), else what happened."""
+    import importlib
+
+    before = [listing(d) for d in watched]
+    try:
+        code = run_cli(importlib.import_module(module).main, argv)
+    except SystemExit as exc:  # argparse usage errors
+        code = exc.code
+    except Exception as exc:  # a traceback for the user: collect it with the rest
+        code = f"traceback {type(exc).__name__}: {str(exc)[:150]}"
+    err = capsys.readouterr().err.strip()
+    lines = err.splitlines()
+    ok = code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+    changed = [d.name for d, old in zip(watched, before) if listing(d) != old]
+    if ok and not changed and "Traceback" not in err:
+        return None
+    return f"{' '.join(argv[-4:])}: exit {code}, {err!r} (wanted {needle!r})" + (f"; changed: {changed}" if changed else "")
+
+
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # runs/ of a default run would land here
@@ -152,8 +173,6 @@ def in_tmp(tmp_path, monkeypatch):
 
 def test_every_bad_input_is_one_line_exit_2_and_writes_nothing(files, tiny_run, bad_plugin, in_tmp, capsys,
                                                               nb201_table_path, monkeypatch):  # fmt: skip
-    import importlib
-
     monkeypatch.setenv("GENAS_NB201_TABLE", str(nb201_table_path))
     watched = [in_tmp, files, tiny_run]
     failures = []
@@ -161,18 +180,9 @@ def test_every_bad_input_is_one_line_exit_2_and_writes_nothing(files, tiny_run, 
         argv = [str(a) for a in argv]
         if command == "train":
             argv = [*TINY_TRAIN, *argv]
-        before = [listing(d) for d in watched]
-        try:
-            code = run_cli(importlib.import_module(module).main, argv)
-        except SystemExit as exc:  # argparse usage errors
-            code = exc.code
-        except Exception as exc:  # a traceback for the user: collect it with the rest
-            code = f"traceback {type(exc).__name__}: {str(exc)[:150]}"
-        err = capsys.readouterr().err.strip()
-        lines = err.splitlines()
-        ok = code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
-        if not ok or [listing(d) for d in watched] != before:
-            failures.append(f"{command} {' '.join(argv[-4:])}: exit {code}, {err!r} (wanted {needle!r})")
+        failure = bad_input_failure(capsys, module, argv, needle, watched)
+        if failure:
+            failures.append(f"{command} {failure}")
     assert not failures, "\n".join(failures)
 
 

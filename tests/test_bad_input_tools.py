@@ -18,7 +18,7 @@ import pytest
 
 from genas.cli import run_cli
 from tests.conftest import BEST as NB
-from tests.test_bad_input import write_broken_npz
+from tests.test_bad_input import bad_input_failure, write_broken_npz
 
 SEARCH = ("search_darts", "genas.differentiable.cli")
 RETRAIN = ("retrain", "genas.export.retrain_cli")
@@ -257,20 +257,9 @@ def test_every_bad_input_of_the_last_three_tools_is_one_line_exit_2_and_writes_n
         argv = [*TINY[command], *(str(a) for a in argv)]
         if command == "export" and "--out" not in argv and "--format" not in argv:
             argv += ["--format", "pt"]
-        before = [listing(d) for d in watched]
-        try:
-            code = run_cli(importlib.import_module(module).main, argv)
-        except SystemExit as exc:  # argparse usage errors
-            code = exc.code
-        except Exception as exc:  # a traceback for the user: collect it with the rest
-            code = f"traceback {type(exc).__name__}: {str(exc)[:150]}"
-        err = capsys.readouterr().err.strip()
-        lines = err.splitlines()
-        ok = code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
-        changed = [d.name for d, old in zip(watched, before) if listing(d) != old]
-        if not ok or changed or "Traceback" in err:
-            failures.append(f"{command} {' '.join(argv[-4:])}: exit {code}, {err!r} (wanted {needle!r})"
-                            + (f"; changed: {changed}" if changed else ""))  # fmt: skip
+        failure = bad_input_failure(capsys, module, argv, needle, watched, listing)
+        if failure:
+            failures.append(f"{command} {failure}")
     assert not failures, "\n".join(failures)
 
 
