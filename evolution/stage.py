@@ -141,7 +141,7 @@ def _cost_function(ctx: Any, cfg: Config, run_dir: Path | None) -> _Cost | None:
         shape = ctx.metadata.get("input_shape")
         if shape is None:  # a checkpoint from before the shape was recorded
             trained = load_config(None, base=Run(run_dir).read_config(), only=("run", "data"))
-            bundle = build_data(trained.data, trained.run.seed)
+            bundle = build_data(trained.data, trained.run.seed, run_dir=run_dir)
             shape = (bundle.channels, bundle.image_size, bundle.image_size)
         return _Cost(ctx.supernet, (1, *shape))
     if ctx.fresh is None and cfg.search.max_params is None and cfg.search.max_flops is None:

@@ -40,9 +40,9 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
     """genas's own warnings as one ``warning:`` line (others keep Python's format)."""
-    from genas.errors import GenasDeprecationWarning
+    from genas.errors import GenasDeprecationWarning, GenasWarning
 
-    if issubclass(category, GenasDeprecationWarning):
+    if issubclass(category, (GenasDeprecationWarning, GenasWarning)):
         return f"warning: {message}\n"
     return _PYTHON_FORMAT(message, category, filename, lineno, line)
 

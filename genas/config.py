@@ -192,19 +192,28 @@ class DataConfig(Section):
     valid_fraction: float | None = None
     augment: str | None = None  # None: the dataset's default
     random_labels: bool = False  # RLNAS: fixed seeded random labels
+    image_size: int | None = None  # streaming datasets (imagefolder, wds): the crop side (None: 224)
+    workers: int = 4  # streaming datasets: DataLoader worker processes per rank that decode and augment
+    on_error: str = "skip"  # streaming datasets: an undecodable image is skipped and counted, or raises
 
     constraints: ClassVar[dict[str, Any]] = {
         "split": OneOf(("default", "nb201")), "download": Boolean(), "batch_size": Interval(int, 1, 1_000_000),
         "eval_batch_size": Interval(int, 1, 1_000_000), "limit": Nullable(Interval(int, 1)),
         "valid_fraction": Nullable(Interval(float, 0.0, 1.0, "neither")), "random_labels": Boolean(),
+        "image_size": Nullable(Interval(int, 8, 4096)), "workers": Interval(int, 0, 256),
+        "on_error": OneOf(("skip", "raise")),
     }  # fmt: skip
 
     def check(self) -> None:
         from genas.data.base import AUGMENTATIONS, DATASETS
+        from genas.data.stream import STREAM_AUGMENTATIONS
 
-        DATASETS.get(self.dataset)  # an unknown name fails here, with a suggestion
+        stream = DATASETS.entry(self.dataset).meta.get("stream", False)  # an unknown name fails here, with a suggestion
         if self.augment is not None:
-            OneOf(tuple(AUGMENTATIONS)).check(self.augment, "augment", "data", {})
+            OneOf(tuple(STREAM_AUGMENTATIONS if stream else AUGMENTATIONS)).check(self.augment, "augment", "data", {})
+        if self.image_size is not None and not stream:
+            raise ConfigError(f"The 'image_size' parameter of data applies only to the streaming datasets (imagefolder, "
+                              f"wds); {self.dataset} images have their own size. Got {self.image_size} instead.")  # fmt: skip
 
 
 # ---- the whole config ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ __all__ = [
     "NotTrainedError",
     "PluginError",
     "TrainingDivergedError",
+    "GenasWarning",
     "GenasDeprecationWarning",
     "deprecated",
 ]
@@ -62,6 +63,10 @@ class TrainingDivergedError(GenasError, FloatingPointError):
     """A training loss became NaN or infinite; the last good checkpoint is kept."""
 
     exit_code = 3
+
+
+class GenasWarning(UserWarning):
+    """Something the user should know that does not stop the run (shown as one ``warning:`` line by the tools)."""
 
 
 class GenasDeprecationWarning(FutureWarning):

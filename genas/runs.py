@@ -203,7 +203,7 @@ class Run:
         if fresh:
             for f in self.ckpt_dir.glob("*.pt"):
                 f.unlink()
-            for name_ in ("metrics.csv", "env.json", "DONE", "config.yaml"):
+            for name_ in ("metrics.csv", "env.json", "DONE", "config.yaml", "data_files.csv"):
                 (self.path / name_).unlink(missing_ok=True)
         for leftover in [*self.path.glob(".*.tmp"), *self.ckpt_dir.glob(".*.tmp")]:  # a kill -9 mid-write
             leftover.unlink(missing_ok=True)

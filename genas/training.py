@@ -29,7 +29,7 @@ from torch import nn
 
 from genas.errors import ConfigError, TrainingDivergedError
 
-__all__ = ["train_epoch", "evaluate", "TimedBatches"]
+__all__ = ["train_epoch", "evaluate", "TimedBatches", "usable_channels_last"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -137,3 +137,28 @@ class TimedBatches:
             finally:
                 self.waited += time.perf_counter() - start
             yield batch
+
+
+def usable_channels_last(model: nn.Module, device: torch.device | str, wanted: bool) -> bool:
+    """``wanted``, unless this CPU run would hit a crash of torch's oneDNN kernels; then False, with a warning line.
+
+    torch 2.14.1 on CPU corrupts its heap (a segfault or ``free(): invalid next size``) in the
+    backward of a stride-2 1x1 convolution in channels_last with fewer than 16 input channels on
+    inputs of about 50 px and more (measured: 8 -> 4 channels at 56x56; 24 channels and 28x28 run).
+    DARTS's FactorizedReduce is such a convolution in small networks at ImageNet resolution. CUDA is
+    unaffected, and so are the real ImageNet widths (C=48).
+    """
+    if not wanted or torch.device(device).type != "cpu":
+        return wanted
+    risky = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)
+             and m.stride == (2, 2) and m.in_channels < 16]  # fmt: skip
+    if risky:
+        import warnings
+
+        from genas.errors import GenasWarning
+
+        warnings.warn("channels_last is off for this CPU run: torch's oneDNN CPU kernels crash in the backward of a "
+                      f"stride-2 1x1 convolution with {risky[0].in_channels} (< 16) input channels in channels_last "
+                      "(docs/training.md); CUDA runs keep it", GenasWarning, stacklevel=2)  # fmt: skip
+        return False
+    return wanted

@@ -113,7 +113,7 @@ class ScoringContext:
             net.to(memory_format=torch.channels_last)
         train_b, valid_b = [], []
         if data:
-            bundle = build_data(cfg.data, cfg.run.seed)
+            bundle = build_data(cfg.data, cfg.run.seed, run_dir=trained.run.path)  # the files the run recorded
             if bn_batches:
                 loader = build_loader(bundle.train, bundle, bn_batch_size, train=True, seed=seed, device=device, channels_last=cl)
                 train_b = loader.batches(bn_batches, seed)

@@ -47,12 +47,13 @@ def train_from_config(cfg: Config, resume_dir: str | None = None, max_steps: int
     """
     import torch
 
-    from genas.data import build_data, build_loader
+    from genas.data import build_data, build_loader, record_split
     from genas.distributed import broadcast_object
     from genas.errors import ConfigError
     from genas.runs import Run
     from supernet.factory import build_supernet, default_run_name
     from supernet.sampler import UniformPathSampler
+    from genas.training import usable_channels_last
     from supernet.train import SupernetTrainer
 
     if max_steps is not None and max_steps < 1:
@@ -63,15 +64,16 @@ def train_from_config(cfg: Config, resume_dir: str | None = None, max_steps: int
     resume = resume_dir is not None
     root, name = (Path(resume_dir).parent, Path(resume_dir).name) if resume_dir else (cfg.run.root, default_run_name(cfg))
     run = Run.create(root, name, resume=resume, overwrite=cfg.run.overwrite)  # checks only; writes nothing
-    bundle = build_data(cfg.data, cfg.run.seed)  # a bad dataset is refused before the disk is touched
+    bundle = build_data(cfg.data, cfg.run.seed, run_dir=run.path if resume else None)  # a bad dataset is refused before the disk is touched
+    torch.manual_seed(cfg.run.seed)  # weight init: the same on every rank
+    model = build_supernet(cfg.supernet, bundle, rt.device)
+    cfg.train.channels_last = usable_channels_last(model, rt.device, cfg.train.channels_last)
     loader = build_loader(
         bundle.train, bundle, cfg.data.batch_size, train=True, seed=cfg.run.seed, augment=cfg.data.augment,
         device=rt.device, channels_last=cfg.train.channels_last, rank=rt.dist.rank, world_size=rt.dist.world_size,
     )  # fmt: skip
     heldout = build_loader(bundle.valid, bundle, min(HELDOUT_IMAGES, max(len(bundle.valid), 1)), train=False,
                            device=rt.device, channels_last=cfg.train.channels_last) if len(bundle.valid) else None  # fmt: skip
-    torch.manual_seed(cfg.run.seed)  # weight init: the same on every rank
-    model = build_supernet(cfg.supernet, bundle, rt.device)
     sampler = UniformPathSampler(model.space, model.num_search_cells, seed=cfg.run.seed)
     # the held-out column's BN recalibration batches: a fixed seeded draw of training batches (no global RNG)
     n_bn = cfg.train.heldout_bn_batches if heldout is not None else 0
@@ -96,6 +98,7 @@ def train_from_config(cfg: Config, resume_dir: str | None = None, max_steps: int
         print(f"{run.path} holds no checkpoint yet (stopped before its first); it starts again from step 0")
     if rt.is_main:
         run.prepare(fresh=cfg.run.overwrite and not resume)
+        record_split(bundle, run.path)  # a streaming dataset's split, so scorers, resumes and nodes use these files
         run.write_config(cfg)  # on --resume: the run's config plus any overrides (e.g. more epochs)
         run.write_env(cfg.run.seed, {"device": str(rt.device), "resumed_from": which})
         if which is not None:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from genas.config import Section, config_section
 from genas.errors import ConfigError
-from genas.schedule import SGD_CONSTRAINTS
+from genas.schedule import SCHEDULE_CONSTRAINTS, SGD_CONSTRAINTS
 from genas.validation import Boolean, Interval, Nullable, OneOf
 
 __all__ = ["SupernetConfig", "TrainConfig", "UNSAMPLED_UPDATES", "STEPS"]
@@ -35,21 +35,26 @@ class SupernetConfig(Section):
     affine: bool | None = None  # NB201: False (RLNAS); DARTS: True (GeNAS)
     track_running_stats: bool = True
     stem_multiplier: int | None = None  # DARTS only (3)
+    stem: str | None = None  # DARTS only: cifar (one conv) | imagenet (DARTS NetworkImageNet's three convs, stride 8)
 
     constraints: ClassVar[dict[str, Any]] = {
         "space": OneOf(("darts", "nb201")), "channels": Interval(int, 1, 4096), "layers": Nullable(Interval(int, 1, 1000)),
         "affine": Nullable(Boolean()), "track_running_stats": Boolean(), "stem_multiplier": Nullable(Interval(int, 1, 64)),
+        "stem": Nullable(OneOf(("cifar", "imagenet"))),
     }  # fmt: skip
 
     def check(self) -> None:
         if self.stem_multiplier is not None and self.space != "darts":
             raise ConfigError("The 'stem_multiplier' parameter of supernet applies only to space 'darts'.")
+        if self.stem is not None and self.space != "darts":
+            raise ConfigError(f"The 'stem' parameter of supernet applies only to space 'darts'. Got {self.stem!r} "
+                              f"with space {self.space!r} instead.")  # fmt: skip
 
 
 @config_section("train")
 @dataclass
 class TrainConfig(Section):
-    """SPOS supernet training (SGD, cosine schedule from lr to lr_min)."""
+    """SPOS supernet training (SGD; cosine or linear decay from lr to lr_min per step, optional warm-up)."""
 
     epochs: int = 250
     lr: float = 0.025
@@ -58,6 +63,9 @@ class TrainConfig(Section):
     nesterov: bool = True
     weight_decay: float = 5e-4
     grad_clip: float | None = None
+    schedule: str = "cosine"  # cosine | linear (RLNAS / SPOS ImageNet supernets), per step from lr to lr_min
+    warmup_epochs: float = 0.0  # linear warm-up to lr over this many epochs
+    label_smoothing: float = 0.0  # RLNAS ImageNet supernet: 0.1
     amp: str = "none"  # none | bf16 (CUDA)
     channels_last: bool = True
     unsampled_update: str = "decay"  # decay (reference code: zero-filled grads) | freeze (None grads)
@@ -66,7 +74,7 @@ class TrainConfig(Section):
     heldout_bn_batches: int = 1  # training batches each held-out path's BN statistics are recalibrated on (0: running stats)
 
     constraints: ClassVar[dict[str, Any]] = {
-        **SGD_CONSTRAINTS, "amp": OneOf(("bf16", "none")),
+        **SGD_CONSTRAINTS, **SCHEDULE_CONSTRAINTS, "amp": OneOf(("bf16", "none")),
         "channels_last": Boolean(), "unsampled_update": OneOf(UNSAMPLED_UPDATES), "step": OneOf(STEPS),
         "step_fallback": Boolean(), "heldout_bn_batches": Interval(int, 0, 10_000),
     }  # fmt: skip

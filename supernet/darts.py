@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from genas.errors import InvalidArchitectureError
+from genas.errors import ConfigError, InvalidArchitectureError
 from genas.spaces import DARTS_OPS, DartsArch, DartsSpace
 from genas.spaces.darts import DARTS_EDGES, DARTS_NODES, NODE_EDGES
 from supernet.base import SUPERNETS, FeatureInfo, Subnet, Supernet
@@ -104,6 +104,30 @@ class DartsFixedCell(nn.Module):
         return _run_path(self.preprocess0(s0), self.preprocess1(s1), list(zip(self._edges, self.ops)))
 
 
+class ImageNetStem(nn.Module):
+    """DARTS ``NetworkImageNet``'s stem: ``stem0`` (two stride-2 3x3 convs to C/2 then C) and ``stem1``
+    (ReLU, a stride-2 3x3 conv); the cells start from ``(stem0(x), stem1(stem0(x)))`` at strides 4 and 8."""
+
+    def __init__(self, in_channels: int, c: int, **dd: Any) -> None:
+        super().__init__()
+        self.stem0 = nn.Sequential(
+            nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False, **dd), nn.BatchNorm2d(c // 2, **dd),
+            nn.ReLU(inplace=True), nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False, **dd), nn.BatchNorm2d(c, **dd),
+        )  # fmt: skip
+        self.stem1 = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False, **dd),
+                                   nn.BatchNorm2d(c, **dd))  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s0 = self.stem0(x)
+        return s0, self.stem1(s0)
+
+
+def stem_states(stem: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two states the first cell reads: the CIFAR stem's output twice, or the ImageNet stem's pair."""
+    out = stem(x)
+    return out if isinstance(out, tuple) else (out, out)
+
+
 class DartsSupernet(Supernet):
     """DARTS supernet; ``forward(x, arch)`` with a :class:`DartsArch` (or anything that parses to one).
 
@@ -114,7 +138,9 @@ class DartsSupernet(Supernet):
         layers: Total number of cells (GeNAS supernet: 8); reduce cells at layers//3 and 2*layers//3.
         affine: Learnable affine BN parameters in the cells (GeNAS: True).
         track_running_stats: Keep BN running statistics in the cells.
-        stem_multiplier: Stem width = stem_multiplier * C (DARTS: 3).
+        stem_multiplier: Stem width = stem_multiplier * C (DARTS: 3; the CIFAR stem only).
+        stem: ``"cifar"`` (one 3x3 conv, stride 1) or ``"imagenet"``: the three-conv stride-8 stem of
+            DARTS' ``NetworkImageNet`` (also RLNAS' ImageNet supernet, C=48, 14 cells, 224 input).
         device: Where to build the parameters.
         dtype: Parameter dtype.
     """
@@ -128,6 +154,7 @@ class DartsSupernet(Supernet):
         affine: bool = True,
         track_running_stats: bool = True,
         stem_multiplier: int = 3,
+        stem: str = "cifar",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -137,13 +164,20 @@ class DartsSupernet(Supernet):
         self.hparams = dict(space="darts", num_classes=num_classes, in_channels=in_channels, channels=channels,
                             layers=layers, affine=affine, track_running_stats=track_running_stats,
                             stem_multiplier=stem_multiplier)  # fmt: skip
+        if stem != "cifar":  # recorded only when not the default, so runs from before it still resume
+            self.hparams["stem"] = stem
         bn = BNOptions(affine, track_running_stats)
-        c_curr = stem_multiplier * channels
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False, **dd), nn.BatchNorm2d(c_curr, **dd))
-        c_pp, c_p, c = c_curr, c_curr, channels
-        cells, reduction_prev = [], False
+        if stem == "imagenet":
+            self.stem: nn.Module = ImageNetStem(in_channels, channels, **dd)
+            c_pp, c_p, c, reduction_prev, stride = channels, channels, channels, True, 8
+        elif stem == "cifar":
+            c_curr = stem_multiplier * channels
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False, **dd), nn.BatchNorm2d(c_curr, **dd))
+            c_pp, c_p, c, reduction_prev, stride = c_curr, c_curr, channels, False, 1
+        else:
+            raise ConfigError(f"The 'stem' parameter of DartsSupernet must be 'cifar' or 'imagenet'. Got {stem!r} instead.")
+        cells = []
         self.feature_info_: list[FeatureInfo] = []
-        stride = 1
         for i in range(layers):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
@@ -174,7 +208,7 @@ class DartsSupernet(Supernet):
         ``forward`` runs one genotype through it; the mixed-op supernet of :mod:`differentiable`
         runs every op of every edge, weighted, through the same network.
         """
-        s0 = s1 = self.stem(x)
+        s0, s1 = stem_states(self.stem, x)
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell_fn(i, cell, s0, s1)
         return self.classifier(torch.flatten(self.global_pool(s1), 1))
@@ -206,7 +240,7 @@ class DartsSubnet(Subnet):
         self.feature_info = list(supernet.feature_info_)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        s0 = s1 = self.stem(x)
+        s0, s1 = stem_states(self.stem, x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1)
         return s1

@@ -207,7 +207,7 @@ class GraphStep:
         self.bn.save()
         with self._autocast():
             logits = masked_forward(self.model, x, self._op_mask)
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing)
         loss.backward()
         self.bn.restore(self._ran)  # after the backward, which reads the running statistics' versions
         with torch.no_grad():

@@ -43,7 +43,7 @@ from genas.distributed import DistInfo
 from genas.errors import ConfigError, TrainingDivergedError
 from genas.progress import Progress
 from genas.runs import Run
-from genas.schedule import cosine_lr, sgd
+from genas.schedule import cosine_lr, lr_at, sgd
 from genas.training import TimedBatches
 from supernet.bn import kept_bn_state, recalibrate_bn
 from supernet.config import TrainConfig
@@ -235,7 +235,7 @@ class SupernetTrainer:
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One SGD step on one sampled path; returns (summed loss, correct count) as tensors."""
         path = self.sampler.sample()
-        lr = cosine_lr(self.global_step, self.total_steps, self.cfg.lr, self.cfg.lr_min)
+        lr = lr_at(self.global_step, self.total_steps, len(self.loader), self.cfg)
         if self.graph is not None and not self.graph.on_device(x):
             self._fall_back(f"the training batches are on {str(x.device)!r}, not on the model's device {str(self.device)!r}")
         if self.graph is not None:
@@ -245,7 +245,7 @@ class SupernetTrainer:
         self.optimizer.zero_grad(set_to_none=self.cfg.unsampled_update == "freeze")
         with self.autocast:
             logits = self.net(x, path)
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing)
         loss.backward()
         if self.cfg.grad_clip is not None:
             nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None], self.cfg.grad_clip)
@@ -367,7 +367,7 @@ class SupernetTrainer:
             "epoch": self.epoch + 1,
             "train_loss": round(stats[0].item() / n, 6),
             "train_acc": round(stats[1].item() / n, 6),
-            "lr": round(cosine_lr(self.global_step, self.total_steps, self.cfg.lr, self.cfg.lr_min), 8),
+            "lr": round(lr_at(self.global_step, self.total_steps, len(self.loader), self.cfg), 8),
             "images_per_s": round(seen * self.dist.world_size / max(seconds, 1e-9), 1),
             "seconds": round(seconds, 2),
             "data_wait": round(waited / max(seconds, 1e-9), 4),  # share of the epoch spent waiting for batches

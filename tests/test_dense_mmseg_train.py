@@ -95,6 +95,25 @@ def test_runner_trains_and_evaluates_deeplabv3_on_a_cityscapes_folder(tmp_path):
     assert (tmp_path / "work_dir" / "iter_30.pth").is_file()
 
 
+def test_mmsegs_own_tools_train_py_takes_the_config_as_it_is(tmp_path):
+    """MMSegmentation's stock ``tools/train.py`` (its wheel ships it as ``mmseg/.mim/tools/train.py``, what
+    ``mim train mmsegmentation`` runs) trains the genas config with no change: ``custom_imports`` does the rest."""
+    import mmseg
+
+    script = Path(mmseg.__file__).parent / ".mim" / "tools" / "train.py"
+    if not script.is_file():
+        pytest.skip("this mmsegmentation install does not ship tools/train.py (mmseg/.mim/tools)")
+    config = user_config(tmp_path, "deeplabv3_genas_stock")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, str(script), str(config), "--work-dir", str(tmp_path / "stock"), "--cfg-options",
+           "train_cfg.max_iters=6", "train_cfg.val_interval=6", "default_hooks.checkpoint.interval=6"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    losses, val = logged(tmp_path / "stock")
+    assert len(losses) == 6 and all(math.isfinite(v) for v in losses)
+    assert len(val) == 1 and math.isfinite(val[0]["mIoU"]) and (tmp_path / "stock" / "iter_6.pth").is_file()
+
+
 class Snapshot(Hook):
     """Once the Runner has initialised the model (``before_train``): the backbone's levels on ``x`` and its state."""
 

@@ -45,8 +45,29 @@ def torchrun(*args, max_restarts=0):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
-@pytest.mark.parametrize("tool, args", [("train_supernet.py", TRAIN), ("search_darts.py", DARTS)])
+STREAM = [  # an ImageFolder the test writes, decoded by 2 workers a rank with the (random) ImageNet augmentation
+    "--data.dataset", "imagefolder", "--data.image_size", "16", "--data.workers", "2", "--data.valid_fraction", "0.25",
+    "--data.batch_size", "8", "--supernet.channels", "4", "--supernet.layers", "1", "--train.epochs", "2",
+    "--run.checkpoint_steps", "1", "--run.device", "cpu", "--run.progress", "false",
+]  # fmt: skip
+
+
+RETRAIN = [  # DDP retraining with an EMA of the weights and the lr scaled to the global batch: 4 steps a rank and epoch
+    "--arch", "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|", "--model.channels", "4",
+    "--model.layers", "1", "--retrain.epochs", "2", "--data.limit", "128", "--data.batch_size", "16",
+    "--retrain.ema_decay", "0.9", "--retrain.lr_reference_batch", "16", "--run.checkpoint_steps", "1",
+    "--run.device", "cpu", "--run.progress", "false",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("tool, args", [("train_supernet.py", TRAIN), ("search_darts.py", DARTS),
+                                        ("train_supernet.py", STREAM), ("retrain.py", RETRAIN)],
+                         ids=["train", "search_darts", "train-imagefolder", "retrain"])  # fmt: skip
 def test_a_worker_killed_mid_run_is_restarted_and_the_run_ends_exactly(tmp_path, tool, args):
+    if args is STREAM:
+        from tests.imagedata import write_image_folder
+
+        args = [*args, "--data.root", write_image_folder(tmp_path / "images")]  # 45 images a rank: 5 steps an epoch
     ref = torchrun(REPO / "tools" / tool, *args, "--run.root", tmp_path, "--run.name", "ref")
     out, _ = ref.communicate(timeout=600)
     assert ref.returncode == 0, out[-3000:]

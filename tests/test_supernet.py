@@ -214,3 +214,27 @@ def test_training_step_decreases_loss_on_a_fixed_path():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_the_imagenet_stem_has_darts_networkimagenet_geometry_and_the_mobile_flop_convention():
+    """The ImageNet supernet (DARTS NetworkImageNet stem, C=48, 14 cells, 224 px; RLNAS's search supernet):
+    a DARTS-V2 path costs exactly what the exported ``darts_imagenet`` network costs, so ``search.max_flops
+    600`` reads in the mobile-setting convention (multiply-adds of convolutions and linear layers)."""
+    from genas.counting import count_flops, count_params
+    from genas.export import create_network
+    from supernet.costs import arch_cost
+    from tests.test_export_networks import DARTS_V2
+
+    tiny = create_supernet("darts", num_classes=5, channels=8, layers=3, stem="imagenet")
+    assert tiny.hparams["stem"] == "imagenet" and "stem" not in create_supernet("darts", channels=4, layers=3).hparams
+    assert [(f.num_chs, f.reduction) for f in tiny.feature_info_] == [(32, 8), (64, 16), (128, 32)]
+    x = torch.randn(2, 3, 64, 64)
+    assert tiny(x, DARTS_V2).shape == (2, 5) and tiny.subnet(DARTS_V2).forward_features(x).shape == (2, 128, 2, 2)
+    net = create_supernet("darts", num_classes=1000, channels=48, layers=14, stem="imagenet")
+    params, mflops = arch_cost(net, DARTS_V2, (1, 3, 224, 224))
+    standalone = create_network("darts_imagenet", DARTS_V2)  # C=48, 14 cells, no auxiliary head in the count
+    assert params * 1e6 == pytest.approx(count_params(standalone), abs=0.5) == 4_718_752
+    assert mflops * 1e6 == pytest.approx(count_flops(standalone, (1, 3, 224, 224)), abs=1.0)
+    assert mflops == pytest.approx(529.91, abs=0.01) and mflops < 600
+    with pytest.raises(Exception, match="'stem' parameter"):
+        create_supernet("darts", channels=4, layers=3, stem="mnist")

@@ -1,4 +1,4 @@
-"""Datasets held in memory as uint8 arrays, and a loader that batches them on the device.
+"""Datasets and their loaders: held in memory as uint8 arrays, or streamed from files (ImageNet).
 
 Two front doors::
 
@@ -7,12 +7,16 @@ Two front doors::
 
 :func:`create_dataset` looks the name up in :data:`DATASETS` (``list_datasets()`` shows them)
 and returns a :class:`DataBundle` with train / valid / test :class:`ArrayDataset` splits;
-:func:`build_loader` wraps one split in a :class:`TensorLoader`. See ``docs/data.md``.
+:func:`build_loader` wraps one split in a :class:`TensorLoader`. The streaming datasets
+(``imagefolder``, ``wds``: :mod:`genas.data.stream`) hold file lists instead and get a
+:class:`~genas.data.stream_loader.StreamLoader` with the same interface. See ``docs/data.md``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +40,8 @@ __all__ = [
     "list_datasets",
     "save_split_npz",
     "build_data",
+    "record_split",
+    "concat",
 ]
 
 
@@ -52,6 +58,7 @@ def create_dataset(
     valid_fraction: float | None = None,
     limit: int | None = None,
     seed: int = 0,
+    image_size: int | None = None,
 ) -> DataBundle:
     """Load a registered dataset and split it into train / valid / test.
 
@@ -66,6 +73,8 @@ def create_dataset(
         limit: Cap every split at this many samples (a seeded, stratified subset) for quick runs;
             for ``synthetic`` it is the number of training images.
         seed: Seeds the splits, the ``limit`` subsets and synthetic data.
+        image_size: Side of the images a streaming dataset's loader produces (its crop; 224 when
+            None); in-memory datasets have their own size and refuse it.
 
     Returns:
         The bundle.
@@ -97,8 +106,14 @@ def create_dataset(
     if limit is not None:
         check_int(limit, "limit", owner, 1)
     check_int(seed, "seed", owner, 0)
+    extra = {}
+    if image_size is not None:
+        if not entry.meta.get("stream", False):
+            raise ConfigError(f"The 'image_size' parameter of {owner} must be unset (null): {name} images have their "
+                              f"own size; only the streaming datasets (imagefolder, wds) take one. Got {image_size!r} instead.")  # fmt: skip
+        extra["image_size"] = check_int(image_size, "image_size", owner, 8, 4096)
     bundle = entry.obj(
-        root=root, split=split, download=download, valid_fraction=valid_fraction, limit=limit, seed=seed
+        root=root, split=split, download=download, valid_fraction=valid_fraction, limit=limit, seed=seed, **extra
     )
     if limit is None:
         return bundle
@@ -143,15 +158,49 @@ def save_split_npz(bundle: DataBundle, path: str, sizes: dict[str, int] | None =
         np.savez(fh, **arrays)
 
 
-def build_data(cfg: Any, seed: int) -> DataBundle:
+def build_data(cfg: Any, seed: int, run_dir: str | os.PathLike | None = None) -> DataBundle:
     """The dataset bundle of a ``data`` config section (random labels applied to the training split if asked).
 
     Args:
         cfg: A :class:`genas.config.DataConfig` (``dataset``, ``root``, ``split``, ``limit``, ...).
         seed: The run's seed (splits, caps and random labels derive from it).
+        run_dir: A run directory; for a streaming dataset whose split that run recorded
+            (:func:`record_split`), the recorded files are used, not a new listing.
     """
+    from genas.data.stream import FILE_LIST, read_file_list
+
+    recorded = Path(run_dir) / FILE_LIST if run_dir is not None else None
+    stream = DATASETS.entry(cfg.dataset).meta.get("stream", False)
     bundle = create_dataset(cfg.dataset, root=cfg.root, split=cfg.split, download=cfg.download,
-                            valid_fraction=cfg.valid_fraction, limit=cfg.limit, seed=seed)  # fmt: skip
+                            valid_fraction=cfg.valid_fraction, limit=cfg.limit, seed=seed,
+                            image_size=cfg.image_size)  # fmt: skip
+    if stream:
+        if recorded is not None and recorded.is_file():
+            bundle = read_file_list(bundle, recorded)
+        bundle = dataclasses.replace(bundle, **{part: dataclasses.replace(getattr(bundle, part), workers=cfg.workers,
+                                     on_error=cfg.on_error) for part in ("train", "valid", "test")})  # fmt: skip
     if cfg.random_labels:
         bundle = dataclasses.replace(bundle, train=bundle.train.with_random_labels(bundle.num_classes, seed))
     return bundle
+
+
+
+def concat(first: Any, second: Any) -> Any:
+    """One split holding ``first``'s samples then ``second``'s (two :class:`ArrayDataset` or two file lists)."""
+    from genas.data.stream import FileDataset, concat_files
+
+    if isinstance(first, FileDataset):
+        return concat_files([first, second])
+    return ArrayDataset(np.concatenate([first.images, second.images]), np.concatenate([first.labels, second.labels]))
+
+
+def record_split(bundle: DataBundle, run_dir: str | os.PathLike) -> None:
+    """Write a streaming bundle's file lists into ``run_dir`` (atomically, as ``data_files.csv``).
+
+    Later :func:`build_data` calls given the same ``run_dir`` (a resume, the scorers of an evolution
+    on this supernet, another node) read the files from there. In-memory bundles write nothing.
+    """
+    from genas.data.stream import FILE_LIST, FileDataset, write_file_list
+
+    if isinstance(bundle.train, FileDataset):
+        write_file_list(bundle, Path(run_dir) / FILE_LIST)

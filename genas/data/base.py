@@ -152,8 +152,9 @@ class DataBundle:
 Builder = Callable[..., DataBundle]
 
 #: Every dataset genas can build. Register with ``splits=`` (the ``split`` values it accepts),
-#: ``files=`` (whether it reads files) and ``download=`` (whether ``download=True`` works).
-DATASETS: Registry[Builder] = Registry("dataset", builtins=("genas.data.datasets",))
+#: ``files=`` (whether it reads files), ``download=`` (whether ``download=True`` works) and
+#: ``stream=`` (it returns file lists read by workers, and takes ``image_size``).
+DATASETS: Registry[Builder] = Registry("dataset", builtins=("genas.data.datasets", "genas.data.stream"))
 
 
 def split_rng(seed: int, purpose: int) -> np.random.Generator:

@@ -10,6 +10,7 @@ device, identical across DDP ranks, and resumable mid-epoch with :meth:`TensorLo
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -250,7 +251,7 @@ def build_loader(
     world_size: int = 1,
     drop_last: bool | None = None,
     cutout: int = 0,
-) -> TensorLoader:
+) -> TensorLoader | Any:
     """Build the loader of one split: shuffled and augmented for training, in order for evaluation.
 
     Args:
@@ -269,7 +270,10 @@ def build_loader(
         cutout: Cutout side in pixels after any augmentation (DARTS evaluation: 16 at 32x32); 0: none.
 
     Returns:
-        The loader.
+        The loader: a :class:`TensorLoader` for an in-memory split, a
+        :class:`genas.data.stream_loader.StreamLoader` (the same interface, workers decoding files)
+        for a split of a streaming dataset (``imagefolder``, ``wds``), whose augmentations are
+        ``"imagenet"``, ``"rrc"`` and ``"none"``.
 
     Example:
         >>> from genas.data import create_dataset, build_loader
@@ -279,28 +283,35 @@ def build_loader(
         >>> tuple(x.shape), y.dtype
         ((64, 1, 8, 8), torch.int64)
     """
+    from genas.data.stream import STREAM_AUGMENTATIONS, FileDataset
+    from genas.data.stream_loader import StreamLoader
+
     owner = "build_loader"
     check_int(batch_size, "batch_size", owner, 1)
     check_bool(train, "train", owner)
     check_int(seed, "seed", owner, 0)
+    streamed = isinstance(ds, FileDataset)
     augment = (bundle.augment if train else "none") if augment is None else augment
-    check_choice(augment, "augment", owner, AUGMENTATIONS)
+    check_choice(augment, "augment", f"{owner} (dataset {bundle.name!r})", STREAM_AUGMENTATIONS if streamed else AUGMENTATIONS)
     check_bool(channels_last, "channels_last", owner)
     check_int(world_size, "world_size", owner, 1)
     check_int(rank, "rank", owner, 0, world_size - 1)
     drop_last = train if drop_last is None else check_bool(drop_last, "drop_last", owner)
-    check_int(cutout, "cutout", owner, 0, 2 * bundle.image_size)
-    if not isinstance(ds, ArrayDataset):
-        raise TypeError(f"build_loader expects an ArrayDataset (e.g. bundle.train). Got {type(ds).__name__}.")
-    if ds.images.shape[1:] != (bundle.image_size, bundle.image_size, bundle.channels):
+    check_int(cutout, "cutout", owner, 0, 0 if streamed else 2 * bundle.image_size)
+    common = dict(shuffle=train, augment=augment, drop_last=drop_last, seed=seed, device=device,
+                  channels_last=channels_last, rank=rank, world_size=world_size)  # fmt: skip
+    if streamed:
+        loader: TensorLoader | StreamLoader = StreamLoader(ds, bundle.mean, bundle.std, batch_size,
+                                                           image_size=bundle.image_size, **common)  # fmt: skip
+    elif not isinstance(ds, ArrayDataset):
+        raise TypeError(f"build_loader expects a split of a bundle (e.g. bundle.train). Got {type(ds).__name__}.")
+    elif ds.images.shape[1:] != (bundle.image_size, bundle.image_size, bundle.channels):
         raise ValueError(
             f"build_loader: images of shape {ds.images.shape[1:]} do not match bundle {bundle.name!r} "
             f"({bundle.image_size}, {bundle.image_size}, {bundle.channels})."
         )
-    loader = TensorLoader(
-        ds, bundle.mean, bundle.std, batch_size, shuffle=train, augment=augment, drop_last=drop_last, seed=seed,
-        device=device, channels_last=channels_last, rank=rank, world_size=world_size, cutout=cutout,
-    )
+    else:
+        loader = TensorLoader(ds, bundle.mean, bundle.std, batch_size, cutout=cutout, **common)
     if len(loader) == 0 and len(ds) > 0:
         n = len(ds) // world_size
         per = f" each of the {world_size} ranks gets" if world_size > 1 else ""

@@ -271,6 +271,7 @@ class DartsMixedOp(MixedOpSupernet):
         affine: Learnable affine BN in the cells (DARTS search model: False).
         track_running_stats: Keep BN running statistics in the cells.
         stem_multiplier: Stem width = stem_multiplier * C (DARTS: 3).
+        stem: ``"cifar"`` or ``"imagenet"`` (:class:`supernet.darts.DartsSupernet`).
         alpha_init: Alphas start as ``alpha_init * randn``.
         seed: Seeds the alpha draw.
         device: Where to build the parameters.
@@ -286,13 +287,14 @@ class DartsMixedOp(MixedOpSupernet):
         affine: bool = False,
         track_running_stats: bool = True,
         stem_multiplier: int = 3,
+        stem: str = "cifar",
         alpha_init: float = 1e-3,
         seed: int = 0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         net = DartsSupernet(num_classes, in_channels, channels, layers, affine, track_running_stats, stem_multiplier,
-                            device, dtype)  # fmt: skip
+                            stem=stem, device=device, dtype=dtype)  # fmt: skip
         edges = len(DARTS_EDGES)
         super().__init__(net, {"normal": edges, "reduce": edges}, len(DARTS_OPS), alpha_init, seed)
         self.space = net.space

@@ -42,6 +42,7 @@ def _build_model(cfg: Config, bundle: Any, device: Any) -> Any:
     import torch
 
     from genas.differentiable.mixed import create_mixed_supernet
+    from genas.training import usable_channels_last
     from supernet.factory import supernet_kwargs
 
     s = cfg.supernet
@@ -49,6 +50,7 @@ def _build_model(cfg: Config, bundle: Any, device: Any) -> Any:
         torch.manual_seed(cfg.run.seed)
         model = create_mixed_supernet(s.space, **supernet_kwargs(s, bundle), alpha_init=cfg.differentiable.alpha_init,
                                       seed=cfg.run.seed, device=device)  # fmt: skip
+    cfg.differentiable.channels_last = usable_channels_last(model, device, cfg.differentiable.channels_last)
     if cfg.differentiable.channels_last:
         model.to(memory_format=torch.channels_last)
     return model
@@ -58,7 +60,7 @@ def run(cfg: Config, resume_dir: str | None = None, max_epochs: int | None = Non
     """Run the search ``cfg`` describes (resume ``resume_dir`` if given); return the :class:`DifferentiableSearch`."""
     import torch
 
-    from genas.data import build_data, build_loader
+    from genas.data import build_data, build_loader, record_split
     from genas.distributed import broadcast_object
     from genas.errors import ConfigError
     from genas.runs import Run, environment_record
@@ -78,15 +80,15 @@ def run(cfg: Config, resume_dir: str | None = None, max_epochs: int | None = Non
     root, name = (Path(resume_dir).parent, Path(resume_dir).name) if resume_dir else (cfg.run.root, default_run_name(cfg))
     run = Run.create(root, name, resume=resume, overwrite=cfg.run.overwrite,
                      outputs=("best_arch.json", "alphas.png"))  # checks only; writes nothing
-    bundle = build_data(cfg.data, cfg.run.seed)  # a bad dataset is refused before the disk is touched
+    bundle = build_data(cfg.data, cfg.run.seed, run_dir=run.path if resume else None)  # a bad dataset is refused before the disk is touched
     valid_augment = d.valid_augment_for(cfg.supernet.space, variants.names)  # set, or as the A2M paper per method
+    model = _build_model(cfg, bundle, rt.device)  # (before the loaders: it decides whether channels_last is usable)
     common = dict(device=rt.device, channels_last=d.channels_last, rank=rt.dist.rank, world_size=rt.dist.world_size)
     train = build_loader(bundle.train, bundle, cfg.data.batch_size, train=True, seed=cfg.run.seed,
                          augment=cfg.data.augment, **common)  # fmt: skip
     valid = build_loader(bundle.valid, bundle, cfg.data.batch_size, train=True, seed=cfg.run.seed + 1,
                          augment=None if valid_augment else "none", **common)  # fmt: skip
     evaluate = build_loader(bundle.valid, bundle, cfg.data.eval_batch_size, train=False, **common)
-    model = _build_model(cfg, bundle, rt.device)
     search = DifferentiableSearch(  # the variants change the model here (before anything is written)
         model, architect, train, valid, evaluate, d, variants=variants, table=table, out=run.path, seed=cfg.run.seed,
         printer=EpochPrinter(enabled=cfg.run.progress), extra_state={"config": cfg.to_dict()}, dist=rt.dist,
@@ -102,6 +104,7 @@ def run(cfg: Config, resume_dir: str | None = None, max_epochs: int | None = Non
     fresh = cfg.run.overwrite and not resume
     if rt.is_main:
         run.prepare(fresh=fresh)
+        record_split(bundle, run.path)
         if fresh:
             for leftover in ("best_arch.json", "alphas.png"):
                 (run.path / leftover).unlink(missing_ok=True)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from genas.config import Section, config_section
 from genas.errors import ConfigError
-from genas.schedule import SGD_CONSTRAINTS
+from genas.schedule import SCHEDULE_CONSTRAINTS, SGD_CONSTRAINTS
 from genas.validation import Boolean, Interval, Nullable, OneOf, Text
 
 __all__ = ["ModelConfig", "RetrainConfig", "NETWORK_NAMES", "check_model_options"]
@@ -90,6 +90,11 @@ class RetrainConfig(Section):
     nesterov: bool = False
     weight_decay: float = 3e-4
     grad_clip: float | None = 5.0
+    schedule: str = "cosine"  # cosine | linear (the DARTS-line ImageNet recipes), per step from lr to lr_min
+    warmup_epochs: float = 0.0  # linear warm-up to lr (ImageNet at batch 1024: 5 epochs)
+    label_smoothing: float = 0.0  # ImageNet: 0.1
+    lr_reference_batch: int | None = None  # lr is for this global batch; scaled linearly to the actual one (None: as is)
+    ema_decay: float | None = None  # keep an EMA of the weights with this decay (e.g. 0.9998), evaluated each epoch
     aux_weight: float = 0.4  # weight of the auxiliary tower's loss (model.auxiliary)
     drop_path: float = 0.0  # DARTS drop-path probability, raised linearly from 0 over the epochs
     cutout: int = 0  # cutout side in pixels after the data augmentation (DARTS: 16); 0: none
@@ -97,6 +102,7 @@ class RetrainConfig(Section):
     channels_last: bool = False
 
     constraints: ClassVar[dict[str, Any]] = {
-        **SGD_CONSTRAINTS, "aux_weight": Interval(float, 0.0, 100.0), "drop_path": Interval(float, 0.0, 1.0, "left"),
+        **SGD_CONSTRAINTS, **SCHEDULE_CONSTRAINTS, "lr_reference_batch": Nullable(Interval(int, 1, 10_000_000)),
+        "ema_decay": Nullable(Interval(float, 0.0, 1.0, "neither")), "aux_weight": Interval(float, 0.0, 100.0), "drop_path": Interval(float, 0.0, 1.0, "left"),
         "cutout": Interval(int, 0, 4096), "train_on": OneOf(("train", "train+valid")), "channels_last": Boolean(),
     }  # fmt: skip

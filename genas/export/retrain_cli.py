@@ -78,13 +78,11 @@ def _build(cfg: Config, network: str, arch: Any, bundle: Any, device: Any, inher
 
 
 def _splits(cfg: Config, bundle: Any) -> tuple[Any, dict[str, Any]]:
-    import numpy as np
-
-    from genas.data import ArrayDataset
+    from genas.data import concat
 
     train, evals = bundle.train, {"test": bundle.test}
     if cfg.retrain.train_on == "train+valid" and len(bundle.valid):
-        train = ArrayDataset(np.concatenate([train.images, bundle.valid.images]), np.concatenate([train.labels, bundle.valid.labels]))
+        train = concat(train, bundle.valid)
     elif len(bundle.valid):
         evals = {"valid": bundle.valid, "test": bundle.test}
     return train, {k: v for k, v in evals.items() if len(v)}
@@ -128,20 +126,20 @@ def retrain_from_config(cfg: Config, resume_dir: str | None = None, max_steps: i
     from genas.export import model_stats, save_network
     from genas.export.base import check_input_size
     from genas.export.retrain import Retrainer, plot_learning_curve
-    from genas.data import build_data, build_loader
-    from genas.errors import CheckpointError, ConfigError
+    from genas.data import build_data, build_loader, record_split
+    from genas.distributed import broadcast_object
+    from genas.errors import CheckpointError
+    from genas.training import usable_channels_last
     from genas.runs import Run, check_position, resume_error
 
     resume = resume_dir is not None
     network, arch = check_retrain(cfg, max_steps, load_inherit=False)  # an inherit run is loaded once, in _build
     rt = start_runtime(cfg)
-    if rt.dist.world_size > 1:
-        raise ConfigError("retraining runs in one process; start it without torchrun")
     root, name = (Path(resume_dir).parent, Path(resume_dir).name) if resume_dir else (cfg.run.root, default_run_name(cfg, network))
     run = Run.create(root, name, resume=resume, overwrite=cfg.run.overwrite,
                      outputs=("model.pt", "learning_curve.png"))  # checks only; writes nothing
     which = run.latest() if resume else None
-    bundle = build_data(cfg.data, cfg.run.seed)
+    bundle = build_data(cfg.data, cfg.run.seed, run_dir=run.path if resume else None)
     # a resume keeps its checkpoint's weights; one killed before its first checkpoint starts as the run did
     net, provenance = _build(cfg, network, arch, bundle, rt.device, inherit=bool(cfg.model.inherit) and which is None)
     check_input_size(net, bundle.image_size)
@@ -149,17 +147,19 @@ def retrain_from_config(cfg: Config, resume_dir: str | None = None, max_steps: i
         print(f"inherited the weights of supernet run {provenance['inherited_from']} ({Path(provenance['checkpoint']).name}): "
               f"output equals its subnet on 2 random images, max |diff| = {provenance['subnet_max_abs_diff']:.3g}")  # fmt: skip
     train, evals = _splits(cfg, bundle)
+    cfg.retrain.channels_last = usable_channels_last(net, rt.device, cfg.retrain.channels_last)
+    shard = dict(rank=rt.dist.rank, world_size=rt.dist.world_size)
     loader = build_loader(train, bundle, cfg.data.batch_size, train=True, seed=cfg.run.seed, augment=cfg.data.augment,
-                          device=rt.device, channels_last=cfg.retrain.channels_last, cutout=cfg.retrain.cutout)  # fmt: skip
+                          device=rt.device, channels_last=cfg.retrain.channels_last, cutout=cfg.retrain.cutout, **shard)  # fmt: skip
     eval_loaders = {k: build_loader(ds, bundle, cfg.data.eval_batch_size, train=False, device=rt.device,
-                                    channels_last=cfg.retrain.channels_last) for k, ds in evals.items()}  # fmt: skip
+                                    channels_last=cfg.retrain.channels_last, **shard) for k, ds in evals.items()}  # fmt: skip
     cfg.model.arch, cfg.model.network = str(arch), network  # the resolved network: a resume rebuilds it alone
     for key in ("channels", "layers", "auxiliary", "affine", "stem_multiplier", "pool_bn"):
         if key in net.hparams:
             setattr(cfg.model, key, net.hparams[key])
     trainer = Retrainer(net, loader, eval_loaders, cfg.retrain, rt.device, run=run, seed=cfg.run.seed,
                         checkpoint_every=cfg.run.checkpoint_every, progress=cfg.run.progress,
-                        extra_state={"config": cfg.to_dict()}, checkpoint_steps=cfg.run.checkpoint_steps)  # fmt: skip
+                        extra_state={"config": cfg.to_dict()}, checkpoint_steps=cfg.run.checkpoint_steps, dist=rt.dist)  # fmt: skip
     if which is not None:
         path = run.checkpoint_path(which)
         state = run.load(which, map_location=rt.device)
@@ -173,17 +173,24 @@ def retrain_from_config(cfg: Config, resume_dir: str | None = None, max_steps: i
             raise resume_error(path, exc) from exc
     finished = trainer.epoch >= cfg.retrain.epochs
     if finished and run.done:
-        print(f"{run.path} is finished ({trainer.epoch}/{cfg.retrain.epochs} epochs); raise --retrain.epochs to train on")
+        if rt.is_main:
+            print(f"{run.path} is finished ({trainer.epoch}/{cfg.retrain.epochs} epochs); raise --retrain.epochs to train on")
         return run
     if resume and which is None and rt.is_main:  # killed before its first checkpoint: said, not silent
         print(f"{run.path} holds no checkpoint yet (stopped before its first); it starts again from step 0")
-    run.prepare(fresh=cfg.run.overwrite and not resume)
-    run.write_config(cfg)
-    run.write_env(cfg.run.seed, {"device": str(rt.device), "resumed_from": which, **provenance})
-    if which is not None:
-        run.sync_metrics(trainer.history)  # killed between last.pt and metrics.csv: they agree again
+    if rt.is_main:
+        run.prepare(fresh=cfg.run.overwrite and not resume)
+        record_split(bundle, run.path)
+        run.write_config(cfg)
+        run.write_env(cfg.run.seed, {"device": str(rt.device), "resumed_from": which, "world_size": rt.dist.world_size,
+                                     **provenance})  # fmt: skip
+        if which is not None:
+            run.sync_metrics(trainer.history)  # killed between last.pt and metrics.csv: they agree again
+    broadcast_object(None)  # the other ranks wait for the directory
     if not finished:  # (finished but not marked done: killed after its last checkpoint; model.pt and DONE remain)
         trainer.fit(max_steps=max_steps)
+    if not rt.is_main:
+        return run
     title = f"{network} {arch} on {bundle.name}"
     if trainer.history:
         plot_learning_curve(trainer.history, run.path / "learning_curve.png", title if len(title) < 100 else f"{network} on {bundle.name}")
