@@ -8,6 +8,7 @@
     genas scorers          = python tools/evolve.py --list-scorers
     genas retrain ...      = python tools/retrain.py ...
     genas export ...       = python tools/export.py ...
+    genas launch ...       = torchrun ... (one-line errors; genas/launch.py)
     genas --version        the installed genas version
 
 Each command's module is imported only when that command runs, so ``genas --help`` and
@@ -33,6 +34,7 @@ COMMANDS = {
     "scorers": ("evolution.cli", "list registered scorers"),
     "retrain": ("genas.export.retrain_cli", "train a found architecture as a standalone network"),
     "export": ("genas.export.cli", "write a found network as ONNX / TorchScript / a network checkpoint"),
+    "launch": ("genas.launch", "torchrun (its own arguments) with one-line errors for a failed rendezvous or worker"),
 }
 
 

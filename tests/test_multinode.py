@@ -103,3 +103,23 @@ def test_ranks_started_with_different_configs_are_refused_in_one_line_before_any
     assert errors[0] == ("error: rank 1 was started with config key train.lr = 0.1, rank 0 with 0.05; every rank "
                          "must run the same config (the same command line and files on every node)"), errors[0]
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_rendezvous_that_never_completes_and_a_failed_worker_end_in_one_line_under_genas_launch(tmp_path):
+    """``genas launch`` is torchrun (its parser and ``run``) with one-line errors: node 1 never starts here."""
+    cmd = [sys.executable, "-m", "genas.launch", "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", "0",
+           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--rdzv-id", "lonely",
+           "--rdzv-conf", "join_timeout=3", str(REPO / "tools" / "train_supernet.py"), *TINY_TRAIN,
+           "--run.root", str(tmp_path / "runs")]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert out.returncode == 2 and len(errors) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert "did not complete within join_timeout 3 s" in errors[0] and "--nnodes 2" in errors[0] and "lonely" in errors[0]
+    assert not (tmp_path / "runs").exists()
+    bad = [sys.executable, "-m", "genas.launch", "--nproc-per-node", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint",
+           f"127.0.0.1:{free_port()}", str(REPO / "tools" / "train_supernet.py"), "--train.epochs", "0"]  # fmt: skip
+    out = subprocess.run(bad, capture_output=True, text=True, env=ENV, timeout=300)
+    lines = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert lines[-1].startswith("error: worker rank ") and "exited with code 2" in lines[-1]
+    assert all("'epochs' parameter of train" in ln for ln in lines[:-1]) and len(lines) >= 2

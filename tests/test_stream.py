@@ -185,3 +185,17 @@ def test_the_cli_trains_and_searches_on_a_folder_and_bad_folders_fail_in_one_lin
     failure = bad_input_failure(capsys, "supernet.cli", [*args[:-4], "--run.name", "bad", "--data.root", str(tmp_path / "no")],
                                 "is not a folder", watched, listing)  # fmt: skip
     assert failure is None, failure
+
+
+def test_decoding_in_the_callers_process_leaves_its_generators_alone(folder):
+    import random
+
+    b = bundle_of("imagefolder", folder, workers=0)
+    torch.manual_seed(123)
+    random.seed(9)
+    expected = (torch.rand(3), random.random())
+    torch.manual_seed(123)
+    random.seed(9)
+    x = next(iter(build_loader(b.train, b, 4, train=True, augment="spos")))[0]
+    assert x.shape == (4, 3, 16, 16)
+    assert torch.equal(torch.rand(3), expected[0]) and random.random() == expected[1]

@@ -40,9 +40,10 @@ __all__ = ["FileDataset", "IMAGE_EXTENSIONS", "STREAM_AUGMENTATIONS", "IMAGENET_
 #: Image file endings read from folders and shards (lower-cased).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 #: Training augmentations of the streaming formats. ``"imagenet"``: RandomResizedCrop (scale 0.08-1),
-#: horizontal flip and ColorJitter(0.4, 0.4, 0.4, 0.2), the DARTS ImageNet recipe; ``"rrc"``: the
-#: same without colour jitter; ``"none"``: resize to size / 0.875 (256 for 224) and centre crop.
-STREAM_AUGMENTATIONS = ("imagenet", "rrc", "none")
+#: horizontal flip and ColorJitter(0.4, 0.4, 0.4, hue 0.2), the DARTS ImageNet recipe; ``"spos"``: the
+#: same with SPOS's ColorJitter(0.4, 0.4, 0.4), no hue; ``"rrc"``: without colour jitter; ``"none"``:
+#: resize to size / 0.875 (256 for 224) and centre crop.
+STREAM_AUGMENTATIONS = ("imagenet", "spos", "rrc", "none")
 #: torchvision's ImageNet mean / std of x/255, used by both formats.
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 #: The file a run keeps its data split in (:func:`write_file_list`).

@@ -49,7 +49,7 @@ def build_transform(augment: str, image_size: int, mean: tuple[float, ...], std:
 
     if augment == "none":
         return create_transform(image_size, is_training=False, crop_pct=0.875, interpolation="bilinear", mean=mean, std=std)
-    jitter = DARTS_JITTER if augment == "imagenet" else None
+    jitter = {"imagenet": DARTS_JITTER, "spos": DARTS_JITTER[:3]}.get(augment)
     return create_transform(image_size, is_training=True, scale=(0.08, 1.0), hflip=0.5, color_jitter=jitter,
                             interpolation="bilinear", mean=mean, std=std)  # fmt: skip
 
@@ -72,9 +72,19 @@ class _Decode(torch.utils.data.Dataset):
                 image = im.convert("RGB")
         except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError) as exc:
             return None, self.ds.name(i), str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if torch.utils.data.get_worker_info() is not None:  # a worker process: its generators are its own
+            return self._augment(image, seed), int(self.ds.labels[i])
+        state = random.getstate()  # workers=0: decoding in the caller's process leaves its generators as they were
+        with torch.random.fork_rng(devices=[]):
+            try:
+                return self._augment(image, seed), int(self.ds.labels[i])
+            finally:
+                random.setstate(state)
+
+    def _augment(self, image: Any, seed: int) -> torch.Tensor:
         random.seed(seed)  # timm's crop draws from random, torchvision's flip / jitter from torch
         torch.manual_seed(seed)
-        return self.transform(image), int(self.ds.labels[i])
+        return self.transform(image)
 
 
 def _collate(items: list[tuple[Any, ...]]) -> tuple[Any, Any, list[tuple[str, str]]]:
@@ -165,6 +175,7 @@ class StreamLoader:
             _Decode(self.ds, self.transform), batch_sampler=batch_sampler, num_workers=workers, collate_fn=_collate,
             pin_memory=self.device.type == "cuda", persistent_workers=persistent and workers > 0,
             prefetch_factor=4 if workers else None,
+            generator=torch.Generator().manual_seed(self.seed),  # (the workers' base seeds: not the global generator)
         )  # fmt: skip
 
     def iter_from(self, epoch: int, step: int) -> Iterator[Batch]:
