@@ -17,7 +17,7 @@ from genas.errors import ConfigError, InvalidArchitectureError
 from genas.spaces import DARTS_OPS, DartsArch, DartsSpace
 from genas.spaces.darts import DARTS_EDGES, DARTS_NODES, NODE_EDGES
 from supernet.base import SUPERNETS, FeatureInfo, Subnet, Supernet
-from supernet.ops import BNOptions, FactorizedReduce, ReLUConvBN, darts_op
+from supernet.ops import BNOptions, FactorizedReduce, ReLUConvBN, darts_op, imagenet_stem
 
 __all__ = ["DartsSupernet", "DartsSubnet", "DartsSearchCell", "run_cell"]
 
@@ -110,12 +110,7 @@ class ImageNetStem(nn.Module):
 
     def __init__(self, in_channels: int, c: int, **dd: Any) -> None:
         super().__init__()
-        self.stem0 = nn.Sequential(
-            nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False, **dd), nn.BatchNorm2d(c // 2, **dd),
-            nn.ReLU(inplace=True), nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False, **dd), nn.BatchNorm2d(c, **dd),
-        )  # fmt: skip
-        self.stem1 = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False, **dd),
-                                   nn.BatchNorm2d(c, **dd))  # fmt: skip
+        self.stem0, self.stem1 = imagenet_stem(in_channels, c, **dd)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s0 = self.stem0(x)

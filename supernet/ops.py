@@ -8,12 +8,14 @@ channels; a stride-2 DARTS op halves the resolution.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 __all__ = [
     "BNOptions", "ReLUConvBN", "ResNetBasicBlock", "FactorizedReduce", "SepConv", "DilConv",
-    "PoolBN", "Identity", "nb201_op", "darts_op",
+    "PoolBN", "Identity", "nb201_op", "darts_op", "imagenet_stem",
 ]  # fmt: skip
 
 
@@ -147,3 +149,15 @@ def darts_op(name: str, c: int, stride: int, bn: BNOptions, **dd) -> nn.Module:
     if name == "dil_conv_5x5":
         return DilConv(c, 5, stride, 4, bn, **dd)
     raise ValueError(f"no module for DARTS op {name!r}")
+
+
+def imagenet_stem(in_channels: int, c: int, **dd: Any) -> tuple[nn.Sequential, nn.Sequential]:
+    """DARTS ``NetworkImageNet``'s two stems: ``stem0`` (3x3 stride-2 convs to C/2, then C) and ``stem1``
+    (ReLU, a 3x3 stride-2 conv); the first cell reads ``(stem0(x), stem1(stem0(x)))`` at strides 4 and 8."""
+    stem0 = nn.Sequential(
+        nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False, **dd), nn.BatchNorm2d(c // 2, **dd),
+        nn.ReLU(inplace=False), nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False, **dd), nn.BatchNorm2d(c, **dd),
+    )  # fmt: skip
+    stem1 = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False, **dd),
+                          nn.BatchNorm2d(c, **dd))  # fmt: skip
+    return stem0, stem1

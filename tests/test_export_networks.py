@@ -186,8 +186,8 @@ def test_a_copy_that_differs_from_the_supernet_subnet_is_refused():
         check_inherited(net, sn, net.arch, (3, 8, 8))
 
 
-def test_inherit_refuses_the_imagenet_stem(tiny_darts_run):
-    with pytest.raises(ConfigError, match="'darts_imagenet' has no supernet counterpart"):
+def test_inherit_refuses_a_network_of_another_stem(tiny_darts_run):
+    with pytest.raises(ConfigError, match="network 'darts_imagenet' cannot inherit .* the CIFAR stem.*use network 'darts'"):
         network_from_run(tiny_darts_run, DARTS_V2, network="darts_imagenet")
 
 

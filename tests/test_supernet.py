@@ -238,3 +238,11 @@ def test_the_imagenet_stem_has_darts_networkimagenet_geometry_and_the_mobile_flo
     assert mflops == pytest.approx(529.91, abs=0.01) and mflops < 600
     with pytest.raises(Exception, match="'stem' parameter"):
         create_supernet("darts", channels=4, layers=3, stem="mnist")
+    from genas.errors import ConfigError
+    from genas.export.inherit import network_from_supernet
+
+    tiny.eval()
+    inherited = network_from_supernet(tiny, DARTS_V2).eval()  # the ImageNet-stem supernet hands its path to darts_imagenet
+    assert inherited.name == "darts_imagenet" and torch.equal(inherited(x), tiny.subnet(DARTS_V2)(x))
+    with pytest.raises(ConfigError, match="use network 'darts_imagenet'"):
+        network_from_supernet(tiny, DARTS_V2, network="darts")

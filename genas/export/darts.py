@@ -35,7 +35,7 @@ from genas.errors import ConfigError
 from genas.spaces import DARTS_OPS
 from genas.spaces.darts import DARTS_EDGES, DARTS_NODES
 from supernet.darts import run_cell
-from supernet.ops import BNOptions, FactorizedReduce, Identity, PoolBN, ReLUConvBN, darts_op
+from supernet.ops import BNOptions, FactorizedReduce, Identity, PoolBN, ReLUConvBN, darts_op, imagenet_stem
 
 __all__ = ["DartsCell", "DartsNetwork", "DartsImageNetNetwork", "drop_path"]
 
@@ -315,12 +315,7 @@ class DartsImageNetNetwork(DartsNetwork):
         del self.hparams["stem_multiplier"]
 
     def _build_stem(self, in_chans: int, c: int, stem_multiplier: int, **dd) -> tuple[int, int, int, bool]:
-        self.stem0 = nn.Sequential(
-            nn.Conv2d(in_chans, c // 2, 3, stride=2, padding=1, bias=False, **dd), nn.BatchNorm2d(c // 2, **dd),
-            nn.ReLU(inplace=False), nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False, **dd), nn.BatchNorm2d(c, **dd),
-        )  # fmt: skip
-        self.stem1 = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False, **dd),
-                                   nn.BatchNorm2d(c, **dd))  # fmt: skip
+        self.stem0, self.stem1 = imagenet_stem(in_chans, c, **dd)
         self._add_level("stem0", c, 4, cell=None)
         return c, c, 8, True
 

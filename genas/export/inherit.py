@@ -4,7 +4,8 @@ The exported network is built with the supernet's geometry (channels, cells, BN 
 supernet's pooling op) and the supernet subnet's weights are *copied* into it, so it computes
 exactly what ``supernet.subnet(arch)`` computes and trains on from there without touching the
 supernet. What the supernet never had (the DARTS auxiliary tower, a classifier for another number
-of classes) starts fresh. The ImageNet-stem network has no supernet counterpart.
+of classes) starts fresh. A DARTS supernet with the ImageNet stem (``supernet.stem imagenet``) hands its
+weights to ``darts_imagenet``, one with the CIFAR stem to ``darts``.
 
 Example:
     >>> import torch
@@ -45,7 +46,7 @@ def _network_kwargs(hp: dict[str, Any], network: str, overrides: dict[str, Any],
                 f"leave model.{key} unset to take the supernet's"
             )
         kwargs[key] = hp[sn_key]
-    if network == "darts":
+    if network in ("darts", "darts_imagenet"):
         kwargs["pool_bn"] = True  # the supernet's pooling op (pool + non-affine BN)
     rest = {k: v for k, v in overrides.items() if v is not None and k not in kwargs}
     return {**rest, **kwargs, "num_classes": overrides.get("num_classes") or hp.get("num_classes", 10)}
@@ -71,17 +72,21 @@ def network_from_supernet(supernet: Any, arch: Any, network: str | None = None, 
 
     hp = dict(supernet.hparams)
     space = hp.get("space")
-    network = network or space
+    counterpart = "darts_imagenet" if hp.get("stem") == "imagenet" else space  # the network of the same stem
+    network = network or counterpart
     cls = NETWORKS.get(network)
     if cls.space != space:
         raise ConfigError(f"{source} is a {space!r} supernet; network {network!r} builds {cls.space!r} architectures")
-    if network not in ("nb201", "darts"):
-        raise ConfigError(f"network {network!r} has no supernet counterpart to inherit from (its stem differs); "
-                          f"use network {space!r} with --inherit")  # fmt: skip
+    if network != counterpart:
+        stem = "the ImageNet stem" if counterpart == "darts_imagenet" else "the CIFAR stem"
+        raise ConfigError(f"network {network!r} cannot inherit from {source}: its stem differs ({source} has {stem}); "
+                          f"use network {counterpart!r} with --inherit")  # fmt: skip
     arch = read_arch(arch, space)
     net = create_network(network, arch, device=next(supernet.parameters()).device,
                          **_network_kwargs(hp, network, overrides, source))  # fmt: skip
     state = supernet.subnet(arch).state_dict()
+    if network == "darts_imagenet":  # the supernet's stem module holds stem0 / stem1; the network has them itself
+        state = {k.removeprefix("stem."): v for k, v in state.items()}
     if net.num_classes != hp.get("num_classes"):
         state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
     try:
