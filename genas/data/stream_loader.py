@@ -64,13 +64,15 @@ class _Decode(torch.utils.data.Dataset):
         return len(self.ds)
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[Any, ...]:
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
 
         i, seed = key
         try:
             with Image.open(io.BytesIO(self.ds.read(i))) as im:
                 image = im.convert("RGB")
         except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError) as exc:
+            if isinstance(exc, UnidentifiedImageError):
+                return None, self.ds.name(i), "not an image format PIL can identify"
             return None, self.ds.name(i), str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if torch.utils.data.get_worker_info() is not None:  # a worker process: its generators are its own
             return self._augment(image, seed), int(self.ds.labels[i])
@@ -203,7 +205,7 @@ class StreamLoader:
         if self.skipped and epoch is not None:
             name, why = self.skipped[0]
             rank = f" (rank {self.rank})" if self.world_size > 1 else ""
-            print(f"warning: epoch {epoch}{rank}: skipped {len(self.skipped)} image(s) that could not be decoded, "
+            print(f"warning: epoch {epoch + 1}{rank}: skipped {len(self.skipped)} image(s) that could not be decoded, "
                   f"first {name} ({why}); data.on_error raise stops at such a file instead", file=sys.stderr)  # fmt: skip
 
     def batches(self, n: int, seed: int) -> list[Batch]:
