@@ -57,7 +57,10 @@ class FileDataset:
     """The images of one split as a file list: path, byte range inside a shard, label.
 
     Attributes:
-        paths: ``(N,)`` object array of str: the image file, or the shard that holds it.
+        paths: ``(N,)`` fixed-width bytes array (``os.fsencode`` of each path): the image file, or the shard
+            that holds it. Bytes in one buffer, not a list of ``str`` objects: DataLoader workers forked from
+            the process share it without touching it (reference counts on a million Python strings would copy
+            their pages into every worker).
         offsets: ``(N,)`` int64 byte offset of the image inside its shard; -1 for a plain file.
         sizes: ``(N,)`` int64 byte size inside the shard; -1 for a plain file.
         labels: ``(N,)`` int64 class indices.
@@ -81,7 +84,10 @@ class FileDataset:
         object.__setattr__(self, "labels", np.asarray(self.labels, dtype=np.int64))
         object.__setattr__(self, "offsets", np.asarray(self.offsets, dtype=np.int64))
         object.__setattr__(self, "sizes", np.asarray(self.sizes, dtype=np.int64))
-        object.__setattr__(self, "paths", np.asarray(self.paths, dtype=object))
+        paths = np.asarray(self.paths)
+        if paths.dtype.kind != "S":
+            paths = np.array([os.fsencode(p) for p in paths.tolist()], dtype=np.bytes_) if len(paths) else np.zeros(0, "S1")
+        object.__setattr__(self, "paths", paths)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -91,14 +97,19 @@ class FileDataset:
 
     def name(self, i: int) -> str:
         """Sample ``i``'s file, or ``shard.tar@offset`` for a sample inside a shard."""
-        return str(self.paths[i]) if self.offsets[i] < 0 else f"{self.paths[i]}@{int(self.offsets[i])}"
+        path = self.path(i)
+        return path if self.offsets[i] < 0 else f"{path}@{int(self.offsets[i])}"
+
+    def path(self, i: int) -> str:
+        """The file that holds sample ``i`` (the image, or its shard)."""
+        return os.fsdecode(self.paths[i])
 
     def read(self, i: int) -> bytes:
         """The encoded bytes of sample ``i`` (``os.pread`` inside a shard: no shared file position)."""
         if self.offsets[i] < 0:
-            with open(self.paths[i], "rb") as fh:
+            with open(self.path(i), "rb") as fh:
                 return fh.read()
-        fd = os.open(self.paths[i], os.O_RDONLY)
+        fd = os.open(self.path(i), os.O_RDONLY)
         try:
             return os.pread(fd, int(self.sizes[i]), int(self.offsets[i]))
         finally:
@@ -159,7 +170,7 @@ def list_image_folder(folder: Path, classes: list[str] | None = None) -> tuple[F
         paths += files
         labels += [label] * len(files)
     n = len(paths)
-    return FileDataset(np.array(paths, dtype=object), np.full(n, -1), np.full(n, -1), np.array(labels)), found
+    return FileDataset(np.array(paths, dtype=object), np.full(n, -1), np.full(n, -1), np.array(labels, dtype=np.int64)), found
 
 
 def _shard_paths(root: Path, part: str) -> list[Path]:
@@ -289,7 +300,7 @@ def write_file_list(bundle: DataBundle, path: str | os.PathLike) -> None:
         for part in ("train", "valid", "test"):
             ds = getattr(bundle, part)
             out.writerows((part, int(lab), int(off), int(size), p)
-                          for lab, off, size, p in zip(ds.labels, ds.offsets, ds.sizes, ds.paths))  # fmt: skip
+                          for lab, off, size, p in zip(ds.labels, ds.offsets, ds.sizes, map(os.fsdecode, ds.paths)))  # fmt: skip
 
 
 def read_file_list(bundle: DataBundle, path: str | os.PathLike) -> DataBundle:
