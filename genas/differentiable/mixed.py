@@ -210,32 +210,15 @@ class NB201MixedOp(MixedOpSupernet):
     """The NB201 mixed-op supernet: one alpha (6 x 5) shared by every search cell.
 
     Args:
-        num_classes: Classifier outputs.
-        in_channels: Image channels.
-        channels: C (benchmark and A2M: 16).
-        layers: N, cells per stage (benchmark and A2M: 5).
-        affine: Learnable affine BN in the cells (A2M / AutoDL DARTS: False).
-        track_running_stats: Keep BN running statistics in the cells.
         alpha_init: Alpha starts as ``alpha_init * randn``.
         seed: Seeds the alpha draw.
-        device: Where to build the parameters.
-        dtype: Parameter dtype.
+        affine: Learnable affine BN in the cells (A2M / AutoDL DARTS: False).
+        geometry: The rest of :class:`supernet.nb201.NB201Supernet`'s arguments (``num_classes``,
+            ``in_channels``, ``channels``, ``layers``, ``track_running_stats``, ``device``, ``dtype``).
     """
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        in_channels: int = 3,
-        channels: int = 16,
-        layers: int = 5,
-        affine: bool = False,
-        track_running_stats: bool = True,
-        alpha_init: float = 1e-3,
-        seed: int = 0,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        net = NB201Supernet(num_classes, in_channels, channels, layers, affine, track_running_stats, device, dtype)
+    def __init__(self, alpha_init: float = 1e-3, seed: int = 0, *, affine: bool = False, **geometry: Any) -> None:
+        net = NB201Supernet(affine=affine, **geometry)
         super().__init__(net, {"alpha": len(net.space.edges)}, len(NB201_OPS), alpha_init, seed)
         self.space = net.space
         self.cell_fn: NB201CellFn = run_nb201_cell
@@ -264,37 +247,16 @@ class DartsMixedOp(MixedOpSupernet):
     """The DARTS mixed-op supernet: ``normal`` and ``reduce`` alphas (14 x 8 each).
 
     Args:
-        num_classes: Classifier outputs.
-        in_channels: Image channels.
-        channels: C of the first cell (DARTS / A2M search: 16).
-        layers: Total cells (search: 8); reduce cells at 1/3 and 2/3 depth.
-        affine: Learnable affine BN in the cells (DARTS search model: False).
-        track_running_stats: Keep BN running statistics in the cells.
-        stem_multiplier: Stem width = stem_multiplier * C (DARTS: 3).
-        stem: ``"cifar"`` or ``"imagenet"`` (:class:`supernet.darts.DartsSupernet`).
         alpha_init: Alphas start as ``alpha_init * randn``.
         seed: Seeds the alpha draw.
-        device: Where to build the parameters.
-        dtype: Parameter dtype.
+        affine: Learnable affine BN in the cells (DARTS search model: False).
+        geometry: The rest of :class:`supernet.darts.DartsSupernet`'s arguments (``num_classes``,
+            ``in_channels``, ``channels``, ``layers`` (search: 8), ``track_running_stats``,
+            ``stem_multiplier``, ``stem``, ``device``, ``dtype``).
     """
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        in_channels: int = 3,
-        channels: int = 16,
-        layers: int = 8,
-        affine: bool = False,
-        track_running_stats: bool = True,
-        stem_multiplier: int = 3,
-        stem: str = "cifar",
-        alpha_init: float = 1e-3,
-        seed: int = 0,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        net = DartsSupernet(num_classes, in_channels, channels, layers, affine, track_running_stats, stem_multiplier,
-                            stem=stem, device=device, dtype=dtype)  # fmt: skip
+    def __init__(self, alpha_init: float = 1e-3, seed: int = 0, *, affine: bool = False, **geometry: Any) -> None:
+        net = DartsSupernet(affine=affine, **geometry)
         edges = len(DARTS_EDGES)
         super().__init__(net, {"normal": edges, "reduce": edges}, len(DARTS_OPS), alpha_init, seed)
         self.space = net.space
