@@ -106,8 +106,8 @@ def step_rate(batch: int, steps: int) -> tuple[float, float]:
     return batch * steps / (time.perf_counter() - t0), float(np.mean(flops))
 
 
-def data_wait_share(root: Path, workers: int, epochs: int) -> float:
-    """``data_wait`` of the last epoch of a small supernet trained on the folder through the CLI."""
+def data_wait_share(root: Path, workers: int, epochs: int, channels: int = 16, layers: int = 5) -> float:
+    """``data_wait`` of the last epoch of a supernet trained on the folder through the CLI."""
     import csv
 
     from genas.cli import run_cli
@@ -116,10 +116,11 @@ def data_wait_share(root: Path, workers: int, epochs: int) -> float:
     out = root / "runs"
     args = ["--data.dataset", "imagefolder", "--data.root", str(root), "--data.image_size", "224", "--data.workers",
             str(workers), "--data.batch_size", "16", "--data.valid_fraction", "0.1", "--supernet.space", "darts",
-            "--supernet.stem", "imagenet", "--supernet.channels", "16", "--supernet.layers", "5", "--train.epochs",
-            str(epochs), "--run.root", str(out), "--run.name", f"w{workers}", "--run.progress", "false"]  # fmt: skip
+            "--supernet.stem", "imagenet", "--supernet.channels", str(channels), "--supernet.layers", str(layers),
+            "--train.epochs", str(epochs), "--run.root", str(out), "--run.name", f"w{workers}-c{channels}",
+            "--run.progress", "false"]  # fmt: skip
     assert run_cli(train, args) == 0
-    rows = list(csv.DictReader(open(out / f"w{workers}" / "metrics.csv")))
+    rows = list(csv.DictReader(open(out / f"w{workers}-c{channels}" / "metrics.csv")))
     return float(rows[-1]["data_wait"])
 
 
@@ -150,6 +151,7 @@ def main() -> None:
         per_worker = {w: round(rate_with_workers(bundle, w, args.batch) / w, 1) for w in args.workers}
         steps, mflops = step_rate(args.step_batch, args.steps)
         waits = {w: data_wait_share(root, w, 2) for w in args.workers}
+        wait_full = data_wait_share(root, 1, 1, channels=48, layers=14)  # the ImageNet supernet itself, 1 worker
     # forward + backward = 3 forwards; 2 FLOPs a multiply-add
     gpu_rates = {t: round(t * 1e12 / (3 * 2 * mflops * 1e6)) for t in args.gpu_effective_tflops}
     best_worker = max(per_worker.values())
@@ -157,7 +159,7 @@ def main() -> None:
         "images": args.images, "mean_jpeg_kb": round(size / (args.images + max(4, args.images // 16)) / 1024, 1),
         "in_process_images_per_s": local, "per_worker_images_per_s": per_worker,
         "cpu_step_images_per_s": round(steps, 2), "mean_path_mflops_224": round(mflops, 1),
-        "data_wait_share_small_supernet": waits,
+        "data_wait_share_small_supernet": waits, "data_wait_share_imagenet_supernet_1_worker": wait_full,
         "gpu_step_images_per_s_estimate_by_tflops": gpu_rates,
         "workers_per_gpu_estimate_by_tflops": {t: round(r / best_worker, 1) for t, r in gpu_rates.items()},
         "torch_threads": 1,
