@@ -107,7 +107,9 @@ class Retrainer:
         self.forward: nn.Module = _TrainForward(net)
         if self.dist.distributed:
             ids = [device.index] if device.type == "cuda" else None
-            self.forward = nn.parallel.DistributedDataParallel(self.forward, device_ids=ids)
+            # an NB201 cell may hold ops on a dead edge (into a node no later edge reads): they get no gradient
+            unused = getattr(net, "space", None) == "nb201"
+            self.forward = nn.parallel.DistributedDataParallel(self.forward, device_ids=ids, find_unused_parameters=unused)
         global_batch = loader.batch_size * self.dist.world_size
         self.lr_scale = global_batch / cfg.lr_reference_batch if cfg.lr_reference_batch else 1.0
         self.ema = None
@@ -142,8 +144,12 @@ class Retrainer:
         self._sums = dict(state.get("epoch_sums", self._sums))
         if not self.dist.is_main:  # rank 0 carries the (all-rank) sums of the unfinished epoch
             self._sums = {k: 0.0 for k in self._sums}
-        if self.ema is not None:
+        if self.ema is not None and "ema_model" in state:
             self.ema.load_state_dict(state["ema_model"])
+        elif self.ema is not None:  # EMA switched on at a resume: it starts from the loaded weights
+            from torch.optim.swa_utils import AveragedModel
+
+            self.ema = AveragedModel(self.net, multi_avg_fn=self.ema.multi_avg_fn, use_buffers=True)
 
     def _global_sums(self) -> None:
         """Sum the unfinished epoch's loss / correct / images over the ranks onto rank 0 (a collective)."""
