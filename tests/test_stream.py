@@ -161,7 +161,9 @@ def test_the_run_records_its_split_and_later_readers_use_it(folder, tmp_path):
     for part in ("train", "valid", "test"):
         a, b = getattr(bundle, part), getattr(recorded, part)
         assert a.paths.tolist() == b.paths.tolist() and a.labels.tolist() == b.labels.tolist()
-    assert recorded.train.workers == 0
+    assert recorded.train.workers == 0 and recorded.num_classes == 3 and recorded.image_size == 16
+    elsewhere = DataConfig(dataset="imagefolder", root=str(tmp_path / "moved"), image_size=16, workers=0)
+    assert len(build_data(elsewhere, seed=4, run_dir=tmp_path).valid) == 30  # nothing listed again
     counts = [int((bundle.valid.labels == c).sum()) for c in range(3)]
     assert counts == [10, 10, 10]  # class-balanced held-out part
 

@@ -171,12 +171,13 @@ def build_data(cfg: Any, seed: int, run_dir: str | os.PathLike | None = None) ->
 
     recorded = Path(run_dir) / FILE_LIST if run_dir is not None else None
     stream = DATASETS.entry(cfg.dataset).meta.get("stream", False)
-    bundle = create_dataset(cfg.dataset, root=cfg.root, split=cfg.split, download=cfg.download,
-                            valid_fraction=cfg.valid_fraction, limit=cfg.limit, seed=seed,
-                            image_size=cfg.image_size)  # fmt: skip
+    if stream and recorded is not None and recorded.is_file():
+        bundle = read_file_list(cfg.dataset, recorded, cfg.image_size)  # the run's own files, not a new listing
+    else:
+        bundle = create_dataset(cfg.dataset, root=cfg.root, split=cfg.split, download=cfg.download,
+                                valid_fraction=cfg.valid_fraction, limit=cfg.limit, seed=seed,
+                                image_size=cfg.image_size)  # fmt: skip
     if stream:
-        if recorded is not None and recorded.is_file():
-            bundle = read_file_list(bundle, recorded)
         bundle = dataclasses.replace(bundle, **{part: dataclasses.replace(getattr(bundle, part), workers=cfg.workers,
                                      on_error=cfg.on_error) for part in ("train", "valid", "test")})  # fmt: skip
     if cfg.random_labels:

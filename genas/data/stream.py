@@ -303,8 +303,12 @@ def write_file_list(bundle: DataBundle, path: str | os.PathLike) -> None:
                           for lab, off, size, p in zip(ds.labels, ds.offsets, ds.sizes, map(os.fsdecode, ds.paths)))  # fmt: skip
 
 
-def read_file_list(bundle: DataBundle, path: str | os.PathLike) -> DataBundle:
-    """``bundle`` with its three parts replaced by those recorded at ``path`` (see :func:`write_file_list`)."""
+def read_file_list(name: str, path: str | os.PathLike, image_size: int | None = None) -> DataBundle:
+    """The bundle of streaming dataset ``name`` whose three parts were recorded at ``path`` (:func:`write_file_list`).
+
+    Nothing is listed or indexed again (a resume on ImageNet does not re-read 1.28M directory entries or
+    every shard's headers); the classes are the recorded labels' range.
+    """
     rows: dict[str, list[list[str]]] = {"train": [], "valid": [], "test": []}
     try:
         with open(path, newline="", encoding="utf-8") as fh:
@@ -318,4 +322,6 @@ def read_file_list(bundle: DataBundle, path: str | os.PathLike) -> DataBundle:
                  for part, rs in rows.items()}  # fmt: skip
     except (OSError, ValueError, KeyError, IndexError) as exc:
         raise DataNotFoundError(f"{path}: not a readable data split ({exc}); delete it to list the data again") from None
-    return replace(bundle, **parts)
+    num_classes = int(max((int(p.labels.max(initial=-1)) for p in parts.values()), default=-1)) + 1
+    return DataBundle(name=name, num_classes=num_classes, channels=3, image_size=image_size or 224,
+                      mean=IMAGENET_STATS[0], std=IMAGENET_STATS[1], augment="imagenet", **parts)  # fmt: skip
