@@ -76,13 +76,15 @@ def train_from_config(cfg: Config, resume_dir: str | None = None, max_steps: int
                            device=rt.device, channels_last=cfg.train.channels_last) if len(bundle.valid) else None  # fmt: skip
     sampler = UniformPathSampler(model.space, model.num_search_cells, seed=cfg.run.seed)
     # the held-out column's BN recalibration batches: a fixed seeded draw of training batches (no global RNG)
-    n_bn = cfg.train.heldout_bn_batches if heldout is not None else 0
+    heldout_batch = [next(iter(heldout))] if heldout is not None else None
+    del heldout  # (a streaming loader's workers end here: the one batch is all the column needs)
+    n_bn = cfg.train.heldout_bn_batches if heldout_batch is not None else 0
     heldout_bn = loader.batches(n_bn, cfg.run.seed) if n_bn else None
     trainer = SupernetTrainer(
         model, sampler, loader, cfg.train, rt.device, run=run, dist=rt.dist, checkpoint_every=cfg.run.checkpoint_every,
         progress=cfg.run.progress, tensorboard=cfg.run.tensorboard,
         extra_state={"config": cfg.to_dict(), "input_shape": [bundle.channels, bundle.image_size, bundle.image_size]},
-        heldout=[next(iter(heldout))] if heldout is not None else None, checkpoint_steps=cfg.run.checkpoint_steps,
+        heldout=heldout_batch, checkpoint_steps=cfg.run.checkpoint_steps,
         heldout_bn=heldout_bn,
     )  # fmt: skip
     which = run.latest() if resume else None
