@@ -35,7 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from torch.distributed.elastic.rendezvous.api import RendezvousError, RendezvousTimeoutError
     from torch.distributed.run import get_args_parser, run
 
-    args = get_args_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    parser = get_args_parser()
+    parser.prog = "genas launch"
+    parser.description = "torchrun (torch.distributed.run) with one-line errors for a failed rendezvous or worker."
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     where = f"{args.rdzv_endpoint or '(local)'} (id {args.rdzv_id})"
     try:
         run(args)
