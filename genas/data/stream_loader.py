@@ -185,9 +185,10 @@ class StreamLoader:
         self._plan.epoch, self._plan.step = epoch, step
         if self._loader is None:
             self._loader = self._data_loader(self._plan, persistent=True)
-        return self._deliver(self._loader, epoch)
+        return self._deliver(self._loader, f"epoch {epoch + 1}" if self.shuffle else "an evaluation pass")
 
-    def _deliver(self, loader: Any, epoch: int | None) -> Iterator[Batch]:
+    def _deliver(self, loader: Any, when: str) -> Iterator[Batch]:
+        """The batches of ``loader`` on the device; one warning line at the end naming what was skipped ``when``."""
         self.skipped = []
         for x, y, bad in loader:
             if bad and self.ds.on_error == "raise":
@@ -202,11 +203,11 @@ class StreamLoader:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, y.to(self.device, non_blocking=True)
-        if self.skipped and epoch is not None:
+        if self.skipped:
             name, why = self.skipped[0]
             rank = f" (rank {self.rank})" if self.world_size > 1 else ""
-            print(f"warning: epoch {epoch + 1}{rank}: skipped {len(self.skipped)} image(s) that could not be decoded, "
-                  f"first {name} ({why}); data.on_error raise stops at such a file instead", file=sys.stderr)  # fmt: skip
+            print(f"warning: skipped {len(self.skipped)} image(s) that could not be decoded in {when}{rank}, first {name} "
+                  f"({why}); data.on_error raise stops at such a file instead", file=sys.stderr)  # fmt: skip
 
     def batches(self, n: int, seed: int) -> list[Batch]:
         """``n`` full batches drawn as :meth:`genas.data.TensorLoader.batches` draws them (for BN and scoring)."""
@@ -216,4 +217,4 @@ class StreamLoader:
         order = torch.cat([torch.randperm(size, generator=g) for _ in range(reps)])[:need].tolist() if need else []
         keys = [(i, _seed(seed, 0xBA7C, p)) for p, i in enumerate(order)]
         plan = [keys[k * self._batch_size : (k + 1) * self._batch_size] for k in range(n)]
-        return list(self._deliver(self._data_loader(plan, persistent=False), None))
+        return list(self._deliver(self._data_loader(plan, persistent=False), f"{n} fixed batches"))
