@@ -92,6 +92,22 @@ def test_two_nodes_train_search_and_search_darts_as_one_node_with_two_processes(
     assert best["one"]["arch"] == best["two"]["arch"]
 
 
+def test_two_nodes_stream_an_image_folder_as_one_node_with_two_processes(tmp_path):
+    """Supernet training on an ImageFolder decoded by 2 workers a rank (the random ImageNet augmentation): the
+    file split, the rank x worker sharding and every sample's augmentation do not depend on how ranks are placed."""
+    from tests.imagedata import write_image_folder
+
+    images = write_image_folder(tmp_path / "images")
+    args = ["--data.dataset", "imagefolder", "--data.root", str(images), "--data.image_size", "16", "--data.workers", "2",
+            "--data.valid_fraction", "0.25", "--data.batch_size", "8", "--supernet.channels", "4", "--supernet.layers",
+            "1", "--train.epochs", "2", "--run.progress", "false", "--run.device", "cpu", "--run.root", str(tmp_path)]  # fmt: skip
+    for name, launch in (("one", one_node), ("two", two_nodes)):
+        launch("train_supernet.py", *args, "--run.name", name)
+    ckpt = {n: torch.load(tmp_path / n / "checkpoints" / "last.pt", weights_only=False) for n in ("one", "two")}
+    states_close(ckpt["one"]["model"], ckpt["two"]["model"])
+    assert (tmp_path / "one" / "data_files.csv").read_text() == (tmp_path / "two" / "data_files.csv").read_text()
+
+
 def test_ranks_started_with_different_configs_are_refused_in_one_line_before_any_write(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--rdzv-backend", "c10d",
            "--rdzv-endpoint", f"127.0.0.1:{free_port()}", str(REPO / "tests" / "_mismatch_worker.py"), *TINY_TRAIN,
