@@ -218,7 +218,8 @@ def index_shards(shards: list[Path]) -> FileDataset:
         except (tarfile.TarError, OSError, EOFError) as exc:
             if isinstance(exc, DataNotFoundError):
                 raise
-            raise DataNotFoundError(f"wds: cannot read shard {shard}: {exc}; every shard must be a tar file") from None
+            raise DataNotFoundError(f"wds: cannot read shard {shard}: {exc}; every shard must be an uncompressed .tar "
+                                    "(samples are read by byte offset)") from None
         unlabelled = sorted(set(images) - set(labels))
         if unlabelled:
             raise DataNotFoundError(f"wds: {shard}: {len(unlabelled)} image(s) without a .cls label, first "
