@@ -42,7 +42,52 @@ def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(array).to(device)
 
 
-class TensorLoader:
+class ShardedEpochs:
+    """What both loaders share: this rank's places in each epoch's order, the batch count, the epoch.
+
+    With ``world_size > 1`` every rank takes the strided shard ``positions = rank, rank + world_size, ...``
+    of the epoch's order; with ``drop_last`` the order is first cut to a multiple of ``world_size`` (as
+    ``DistributedSampler(drop_last=True)``) and the last partial batch dropped, so all ranks run the same steps.
+    """
+
+    def __init__(self, n: int, batch_size: int, drop_last: bool, rank: int, world_size: int) -> None:
+        self._n, self._batch_size, self.drop_last, self.rank, self.world_size = n, batch_size, drop_last, rank, world_size
+        self.epoch = 0
+        total = n - n % world_size if drop_last else n
+        self._positions = torch.arange(rank, total, world_size)  # this rank's places in the epoch order
+        shard = len(self._positions)
+        self._num_batches = shard // batch_size if drop_last else -(-shard // batch_size)
+
+    @property
+    def batch_size(self) -> int:
+        """Samples per batch (the last one may be smaller when ``drop_last`` is false)."""
+        return self._batch_size
+
+    @property
+    def num_samples(self) -> int:
+        """Samples this rank yields per epoch."""
+        return self._num_batches * self._batch_size if self.drop_last else len(self._positions)
+
+    @property
+    def dataset_size(self) -> int:
+        """Samples in the whole dataset (all ranks)."""
+        return self._n
+
+    def __len__(self) -> int:
+        return self._num_batches
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose order and augmentation the next ``iter()`` uses."""
+        self.epoch = check_int(epoch, "epoch", f"{type(self).__name__}.set_epoch", 0)
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.iter_from(self.epoch, 0)
+
+    def iter_from(self, epoch: int, step: int) -> Iterator[Batch]:
+        raise NotImplementedError
+
+
+class TensorLoader(ShardedEpochs):
     """Iterates over ``(x, y)`` batches of a dataset held on ``device``; one pass is one epoch.
 
     ``x`` is float32 NCHW, normalised with the bundle's mean/std (channels_last memory format
@@ -94,36 +139,11 @@ class TensorLoader:
         channels = self._images.shape[-1]
         self._scale = torch.tensor([1.0 / (255.0 * s) for s in std], device=self.device).view(1, channels, 1, 1)
         self._shift = torch.tensor([-m / s for m, s in zip(mean, std)], device=self.device).view(1, channels, 1, 1)
-        self._batch_size = batch_size
-        self.shuffle, self.augment, self.drop_last = shuffle, augment, drop_last
-        self.seed, self.channels_last, self.rank, self.world_size = seed, channels_last, rank, world_size
+        super().__init__(len(ds), batch_size, drop_last, rank, world_size)
+        self.shuffle, self.augment = shuffle, augment
+        self.seed, self.channels_last = seed, channels_last
         self.pad = crop_padding(self._images.shape[1])
         self.cutout = cutout
-        self.epoch = 0
-        n = len(ds)
-        total = n - n % world_size if drop_last else n
-        self._positions = torch.arange(rank, total, world_size)  # this rank's places in the epoch order
-        shard = len(self._positions)
-        self._num_batches = shard // batch_size if drop_last else -(-shard // batch_size)
-
-    @property
-    def batch_size(self) -> int:
-        """Samples per batch (the last one may be smaller when ``drop_last`` is false)."""
-        return self._batch_size
-
-    @property
-    def num_samples(self) -> int:
-        """Samples this rank yields per epoch."""
-        shard = len(self._positions)
-        return self._num_batches * self._batch_size if self.drop_last else shard
-
-    @property
-    def dataset_size(self) -> int:
-        """Samples in the whole dataset (all ranks)."""
-        return len(self._labels)
-
-    def __len__(self) -> int:
-        return self._num_batches
 
     def __repr__(self) -> str:
         return (
@@ -131,13 +151,6 @@ class TensorLoader:
             f"shuffle={self.shuffle}, augment={self.augment!r}, rank={self.rank}/{self.world_size}, "
             f"device={self.device})"
         )
-
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose permutation and augmentation the next ``iter()`` uses."""
-        self.epoch = check_int(epoch, "epoch", "TensorLoader.set_epoch", 0)
-
-    def __iter__(self) -> Iterator[Batch]:
-        return self.iter_from(self.epoch, 0)
 
     def iter_from(self, epoch: int, step: int) -> Iterator[Batch]:
         """Yield the batches of ``epoch`` from ``step`` on, exactly as an uninterrupted pass would.

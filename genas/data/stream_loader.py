@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genas.data.loader import ShardedEpochs
 from genas.data.stream import STREAM_AUGMENTATIONS, FileDataset
 from genas.errors import DataNotFoundError
 
@@ -118,7 +119,7 @@ class _Plan:
             yield [(i, _seed(self.seed, self.epoch, i)) for i in order[s * b : (s + 1) * b]]
 
 
-class StreamLoader:
+class StreamLoader(ShardedEpochs):
     """Iterates over ``(x, y)`` batches of a :class:`FileDataset`, decoded in ``ds.workers`` processes.
 
     ``x`` is float32 NCHW at ``image_size``, normalised with ``mean`` / ``std`` (channels_last when
@@ -129,47 +130,19 @@ class StreamLoader:
     def __init__(self, ds: FileDataset, mean: tuple[float, ...], std: tuple[float, ...], batch_size: int, *,
                  shuffle: bool, augment: str, drop_last: bool, seed: int = 0, device: str | torch.device = "cpu",
                  channels_last: bool = False, rank: int = 0, world_size: int = 1, image_size: int = 224) -> None:  # fmt: skip
+        super().__init__(len(ds), batch_size, drop_last, rank, world_size)
         self.ds, self.device = ds, torch.device(device)
-        self._batch_size = batch_size
-        self.shuffle, self.augment, self.drop_last = shuffle, augment, drop_last
-        self.seed, self.channels_last, self.rank, self.world_size = seed, channels_last, rank, world_size
-        self.image_size, self.epoch = image_size, 0
+        self.shuffle, self.augment, self.seed, self.channels_last = shuffle, augment, seed, channels_last
+        self.image_size = image_size
         self.transform = build_transform(augment, image_size, mean, std)
-        n = len(ds)
-        total = n - n % world_size if drop_last else n
-        self.positions = torch.arange(rank, total, world_size)  # this rank's places in the epoch order
-        shard = len(self.positions)
-        self._num_batches = shard // batch_size if drop_last else -(-shard // batch_size)
-        self._plan = _Plan(seed, shuffle, self.positions, n, batch_size, self._num_batches)
+        self._plan = _Plan(seed, shuffle, self._positions, len(ds), batch_size, self._num_batches)
         self._loader: torch.utils.data.DataLoader | None = None
         self.skipped: list[tuple[str, str]] = []  # files skipped in the epoch being read (name, why)
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch_size
-
-    @property
-    def num_samples(self) -> int:
-        shard = len(self.positions)
-        return self._num_batches * self._batch_size if self.drop_last else shard
-
-    @property
-    def dataset_size(self) -> int:
-        return len(self.ds)
-
-    def __len__(self) -> int:
-        return self._num_batches
 
     def __repr__(self) -> str:
         return (f"StreamLoader(n={self.dataset_size}, batch_size={self._batch_size}, batches={len(self)}, "
                 f"workers={self.ds.workers}, augment={self.augment!r}, size={self.image_size}, "
                 f"rank={self.rank}/{self.world_size}, device={self.device})")  # fmt: skip
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[Batch]:
-        return self.iter_from(self.epoch, 0)
 
     def _data_loader(self, batch_sampler: Any, persistent: bool) -> torch.utils.data.DataLoader:
         workers = self.ds.workers
