@@ -16,12 +16,11 @@ import numpy as np
 import torch
 
 from genas.data.base import AUGMENTATIONS, ArrayDataset, DataBundle
+from genas.data.shards import Batch, ShardedEpochs
 from genas.errors import ConfigError
 from genas.validation import check_bool, check_choice, check_int
 
 __all__ = ["TensorLoader", "build_loader", "crop_padding"]
-
-Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def crop_padding(image_size: int) -> int:
@@ -40,51 +39,6 @@ def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     if not array.flags.writeable:  # torch refuses to wrap read-only memory silently
         array = array.copy()
     return torch.from_numpy(array).to(device)
-
-
-class ShardedEpochs:
-    """What both loaders share: this rank's places in each epoch's order, the batch count, the epoch.
-
-    With ``world_size > 1`` every rank takes the strided shard ``positions = rank, rank + world_size, ...``
-    of the epoch's order; with ``drop_last`` the order is first cut to a multiple of ``world_size`` (as
-    ``DistributedSampler(drop_last=True)``) and the last partial batch dropped, so all ranks run the same steps.
-    """
-
-    def __init__(self, n: int, batch_size: int, drop_last: bool, rank: int, world_size: int) -> None:
-        self._n, self._batch_size, self.drop_last, self.rank, self.world_size = n, batch_size, drop_last, rank, world_size
-        self.epoch = 0
-        total = n - n % world_size if drop_last else n
-        self._positions = torch.arange(rank, total, world_size)  # this rank's places in the epoch order
-        shard = len(self._positions)
-        self._num_batches = shard // batch_size if drop_last else -(-shard // batch_size)
-
-    @property
-    def batch_size(self) -> int:
-        """Samples per batch (the last one may be smaller when ``drop_last`` is false)."""
-        return self._batch_size
-
-    @property
-    def num_samples(self) -> int:
-        """Samples this rank yields per epoch."""
-        return self._num_batches * self._batch_size if self.drop_last else len(self._positions)
-
-    @property
-    def dataset_size(self) -> int:
-        """Samples in the whole dataset (all ranks)."""
-        return self._n
-
-    def __len__(self) -> int:
-        return self._num_batches
-
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose order and augmentation the next ``iter()`` uses."""
-        self.epoch = check_int(epoch, "epoch", f"{type(self).__name__}.set_epoch", 0)
-
-    def __iter__(self) -> Iterator[Batch]:
-        return self.iter_from(self.epoch, 0)
-
-    def iter_from(self, epoch: int, step: int) -> Iterator[Batch]:
-        raise NotImplementedError
 
 
 class TensorLoader(ShardedEpochs):

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genas.data.loader import ShardedEpochs
+from genas.data.shards import Batch, ShardedEpochs
 from genas.data.stream import STREAM_AUGMENTATIONS, FileDataset
 from genas.errors import DataNotFoundError
 
@@ -36,7 +36,6 @@ __all__ = ["StreamLoader", "STREAM_AUGMENTATIONS", "build_transform"]
 
 DARTS_JITTER = (0.4, 0.4, 0.4, 0.2)  # brightness, contrast, saturation, hue (DARTS train_imagenet.py)
 
-Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def _seed(*words: int) -> int:
