@@ -84,8 +84,8 @@ class _Decode(torch.utils.data.Dataset):
                 random.setstate(state)
 
     def _augment(self, image: Any, seed: int) -> torch.Tensor:
-        random.seed(seed)  # timm's crop draws from random, torchvision's flip / jitter from torch
-        torch.manual_seed(seed)
+        random.seed(seed)  # timm's crop draws from random, torchvision's flip / jitter from torch's CPU generator
+        torch.default_generator.manual_seed(seed)  # (not torch.manual_seed: that would reseed CUDA's generators too)
         return self.transform(image)
 
 
