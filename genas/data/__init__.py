@@ -185,7 +185,6 @@ def build_data(cfg: Any, seed: int, run_dir: str | os.PathLike | None = None) ->
     return bundle
 
 
-
 def concat(first: Any, second: Any) -> Any:
     """One split holding ``first``'s samples then ``second``'s (two :class:`ArrayDataset` or two file lists)."""
     from genas.data.stream import FileDataset, concat_files

@@ -10,13 +10,12 @@ device, identical across DDP ranks, and resumable mid-epoch with :meth:`TensorLo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
 
 from genas.data.base import AUGMENTATIONS, ArrayDataset, DataBundle
-from genas.data.shards import Batch, ShardedEpochs
+from genas.data.shards import Batch, ShardedEpochs, fixed_draw, torch_seed
 from genas.errors import ConfigError
 from genas.validation import check_bool, check_choice, check_int
 
@@ -26,12 +25,6 @@ __all__ = ["TensorLoader", "build_loader", "crop_padding"]
 def crop_padding(image_size: int) -> int:
     """Zero padding of the random crop: 4 at 32x32 (CIFAR), 2 at 16x16 (ImageNet16), 1 at 8x8."""
     return max(1, image_size // 8)
-
-
-def _torch_seed(*words: int) -> int:
-    """A 63-bit torch seed that depends on every word (mixed by numpy's SeedSequence)."""
-    state = np.random.SeedSequence(list(words)).generate_state(2, np.uint32)
-    return (int(state[0]) << 31) | (int(state[1]) >> 1)
 
 
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -145,9 +138,8 @@ class TensorLoader(ShardedEpochs):
         """
         check_int(n, "n", "TensorLoader.batches", 0)
         check_int(seed, "seed", "TensorLoader.batches", 0)
-        g = torch.Generator().manual_seed(_torch_seed(seed, 0xBA7C))
-        size, need = len(self._labels), n * self._batch_size
-        order = torch.cat([torch.randperm(size, generator=g) for _ in range(-(-need // size))])[:need]
+        need = n * self._batch_size
+        g, order = fixed_draw(len(self._labels), need, seed)
         _, offsets, flips = self._plan(g, need, shuffle=False)
         order, offsets, flips = (t.to(self.device) for t in (order, offsets, flips))
         out = []
@@ -157,7 +149,7 @@ class TensorLoader(ShardedEpochs):
         return out
 
     def _generator(self, epoch: int) -> torch.Generator:
-        return torch.Generator().manual_seed(_torch_seed(self.seed, epoch))
+        return torch.Generator().manual_seed(torch_seed(self.seed, epoch))
 
     def _plan(self, g: torch.Generator, n: int, shuffle: bool | None = None) -> tuple[torch.Tensor, ...]:
         """Order, crop offsets ``(n, 2)`` (``(n, 4)`` with the cutout centres) and flip flags, all drawn from ``g``."""
@@ -218,7 +210,7 @@ def build_loader(
     world_size: int = 1,
     drop_last: bool | None = None,
     cutout: int = 0,
-) -> TensorLoader | Any:
+) -> ShardedEpochs:
     """Build the loader of one split: shuffled and augmented for training, in order for evaluation.
 
     Args:
@@ -240,7 +232,7 @@ def build_loader(
         The loader: a :class:`TensorLoader` for an in-memory split, a
         :class:`genas.data.stream_loader.StreamLoader` (the same interface, workers decoding files)
         for a split of a streaming dataset (``imagefolder``, ``wds``), whose augmentations are
-        ``"imagenet"``, ``"rrc"`` and ``"none"``.
+        :data:`genas.data.stream.STREAM_AUGMENTATIONS`.
 
     Example:
         >>> from genas.data import create_dataset, build_loader
@@ -268,7 +260,7 @@ def build_loader(
     common = dict(shuffle=train, augment=augment, drop_last=drop_last, seed=seed, device=device,
                   channels_last=channels_last, rank=rank, world_size=world_size)  # fmt: skip
     if streamed:
-        loader: TensorLoader | StreamLoader = StreamLoader(ds, bundle.mean, bundle.std, batch_size,
+        loader: ShardedEpochs = StreamLoader(ds, bundle.mean, bundle.std, batch_size,
                                                            image_size=bundle.image_size, **common)  # fmt: skip
     elif not isinstance(ds, ArrayDataset):
         raise TypeError(f"build_loader expects a split of a bundle (e.g. bundle.train). Got {type(ds).__name__}.")

@@ -6,18 +6,38 @@ derive from :class:`ShardedEpochs`; each adds how an epoch's batches are made (`
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 from genas.validation import check_int
 
-__all__ = ["ShardedEpochs", "Batch"]
+__all__ = ["ShardedEpochs", "Batch", "torch_seed", "fixed_draw"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+FIXED_DRAW = 0xBA7C  # the purpose word of ``batches(n, seed)``'s draws, apart from the epochs' (seed, epoch)
 
 
-class ShardedEpochs:
+def torch_seed(*words: int) -> int:
+    """A 63-bit torch seed that depends on every word (mixed by numpy's SeedSequence)."""
+    state = np.random.SeedSequence(list(words)).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) | (int(state[1]) >> 1)
+
+
+def fixed_draw(size: int, need: int, seed: int) -> tuple[torch.Generator, torch.Tensor]:
+    """The order of a loader's ``batches(n, seed)``: ``need`` indices from successive permutations of ``range(size)``.
+
+    Returns the generator too, positioned after the permutations, for the draw's augmentation.
+    """
+    g = torch.Generator().manual_seed(torch_seed(seed, FIXED_DRAW))
+    reps = -(-need // size) if size and need else 0
+    order = torch.cat([torch.randperm(size, generator=g) for _ in range(reps)])[:need] if reps else torch.zeros(0, dtype=torch.long)
+    return g, order
+
+
+class ShardedEpochs(ABC):
     """What both loaders share: this rank's places in each epoch's order, the batch count, the epoch.
 
     With ``world_size > 1`` every rank takes the strided shard ``positions = rank, rank + world_size, ...``
@@ -58,5 +78,6 @@ class ShardedEpochs:
     def __iter__(self) -> Iterator[Batch]:
         return self.iter_from(self.epoch, 0)
 
+    @abstractmethod
     def iter_from(self, epoch: int, step: int) -> Iterator[Batch]:
-        raise NotImplementedError
+        """Yield the batches of ``epoch`` from ``step`` on, exactly as an uninterrupted pass would (each loader's own)."""

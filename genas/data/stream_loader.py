@@ -25,10 +25,9 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import torch
 
-from genas.data.shards import Batch, ShardedEpochs
+from genas.data.shards import FIXED_DRAW, Batch, ShardedEpochs, fixed_draw, torch_seed
 from genas.data.stream import STREAM_AUGMENTATIONS, FileDataset
 from genas.errors import DataNotFoundError
 
@@ -36,11 +35,6 @@ __all__ = ["StreamLoader", "STREAM_AUGMENTATIONS", "build_transform"]
 
 DARTS_JITTER = (0.4, 0.4, 0.4, 0.2)  # brightness, contrast, saturation, hue (DARTS train_imagenet.py)
 
-
-
-def _seed(*words: int) -> int:
-    state = np.random.SeedSequence(list(words)).generate_state(2, np.uint32)
-    return (int(state[0]) << 31) | (int(state[1]) >> 1)
 
 
 def build_transform(augment: str, image_size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> Any:
@@ -111,11 +105,11 @@ class _Plan:
         return self.batches - self.step
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        g = torch.Generator().manual_seed(_seed(self.seed, self.epoch))
+        g = torch.Generator().manual_seed(torch_seed(self.seed, self.epoch))
         order = (torch.randperm(self.size, generator=g) if self.shuffle else torch.arange(self.size))[self.positions].tolist()
         b = self.batch_size
         for s in range(self.step, self.batches):
-            yield [(i, _seed(self.seed, self.epoch, i)) for i in order[s * b : (s + 1) * b]]
+            yield [(i, torch_seed(self.seed, self.epoch, i)) for i in order[s * b : (s + 1) * b]]
 
 
 class StreamLoader(ShardedEpochs):
@@ -183,10 +177,7 @@ class StreamLoader(ShardedEpochs):
 
     def batches(self, n: int, seed: int) -> list[Batch]:
         """``n`` full batches drawn as :meth:`genas.data.TensorLoader.batches` draws them (for BN and scoring)."""
-        g = torch.Generator().manual_seed(_seed(seed, 0xBA7C))
-        size, need = len(self.ds), n * self._batch_size
-        reps = -(-need // size) if size else 0
-        order = torch.cat([torch.randperm(size, generator=g) for _ in range(reps)])[:need].tolist() if need else []
-        keys = [(i, _seed(seed, 0xBA7C, p)) for p, i in enumerate(order)]
+        _, order = fixed_draw(len(self.ds), n * self._batch_size, seed)
+        keys = [(i, torch_seed(seed, FIXED_DRAW, p)) for p, i in enumerate(order.tolist())]
         plan = [keys[k * self._batch_size : (k + 1) * self._batch_size] for k in range(n)]
         return list(self._deliver(self._data_loader(plan, persistent=False), f"{n} fixed batches"))

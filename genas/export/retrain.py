@@ -166,13 +166,17 @@ class Retrainer:
             self.run.save(which, self.state_dict())
 
     # ---- one step ------------------------------------------------------------------------
+    def _lr(self) -> float:
+        """This step's learning rate: the section's schedule, scaled to the global batch."""
+        return self.lr_scale * lr_at(self.global_step, self.total_steps, len(self.loader), self.cfg)
+
     def _drop_path_prob(self) -> float:
         return self.cfg.drop_path * self.epoch / self.cfg.epochs
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
         """One SGD step; returns (summed loss of the main head, correct count)."""
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_scale * lr_at(self.global_step, self.total_steps, len(self.loader), self.cfg)
+            group["lr"] = self._lr()
         self.optimizer.zero_grad(set_to_none=True)
         logits, aux = self.forward(x)
         smooth = self.cfg.label_smoothing
@@ -239,7 +243,7 @@ class Retrainer:
             row.update({f"{split}_loss": round(metrics["loss"], 6), f"{split}_acc": round(metrics["acc"], 6)})
             if self.ema is not None:
                 row[f"ema_{split}_acc"] = round(evaluate(self.ema.module, loader, self.dist)["acc"], 6)
-        row.update(lr=round(self.lr_scale * lr_at(self.global_step, self.total_steps, len(self.loader), self.cfg), 8),
+        row.update(lr=round(self._lr(), 8),
                    drop_path=round(self._drop_path_prob(), 6), seconds=round(seconds, 2))  # fmt: skip
         self._sums = {"loss": 0.0, "correct": 0.0, "seen": 0.0}
         self.history.append(row)
