@@ -38,7 +38,7 @@ if kind == "train":
     data = create_dataset("digits", seed=0)
     loader = build_loader(data.train, data, 64, train=True, seed=0, channels_last=True)
     torch.manual_seed(0)
-    net = create_supernet("nb201", num_classes=10, in_channels=1, channels=16, layers=2)
+    net = create_supernet("nb201", num_classes=10, in_chans=1, channels=16, layers=2)
     t = SupernetTrainer(net, UniformPathSampler(net.space, net.num_search_cells, 0), loader,
                         TrainConfig(epochs=100), torch.device("cpu"), progress=False)
     batches = list(loader)
@@ -54,7 +54,7 @@ else:
     from scorers import ScoringContext, create_scorer
     data = create_dataset("synthetic", seed=0)
     torch.manual_seed(0)
-    net = create_supernet("nb201", num_classes=data.num_classes, in_channels=data.channels, channels=16, layers=5).eval()
+    net = create_supernet("nb201", num_classes=data.num_classes, in_chans=data.channels, channels=16, layers=5).eval()
     valid = build_loader(data.valid, data, 256, train=False, channels_last=True).batches(4, 0)
     bn = build_loader(data.train, data, 64, train=True, seed=0, channels_last=True).batches(14, 0)
     ctx = ScoringContext(net, train_batches=bn, valid_batches=valid)

@@ -18,9 +18,9 @@ Example:
 from genas.lazy import lazy_exports
 from scorers.config import ScoreConfig  # registers the `score` config section
 from scorers.base import Needs, Scorer, cached_scores, finalize_scores  # noqa: I001
-from scorers.registry import SCORERS, load_plugin, origin_of, register_scorer
+from scorers.registry import SCORERS, create_scorer, create_scorers, load_plugin, origin_of, parse_expression, register_scorer
 from scorers.builtins import list_scorers, scorer_table
-from scorers.combine import WeightedSum, create_scorer, create_scorers, parse_expression
+from scorers.combine import WeightedSum
 from scorers.neighborhood import NeighborhoodAware
 from scorers.accuracy import Accuracy, Loss
 from scorers.angle import Angle

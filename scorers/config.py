@@ -54,7 +54,7 @@ class ScoreConfig(Section):
         The check at load builds them; a stage asking again gets the same objects, unless a field
         changed since, which builds them anew.
         """
-        from scorers.combine import create_scorers
+        from scorers.registry import create_scorers
         from scorers.registry import load_plugin
 
         key = repr((self.scorer, sorted(self.options.items(), key=str), list(self.plugins)))

@@ -134,7 +134,7 @@ class FreshNetworks:
             if self.space.name == "nb201":
                 opts["track_running_stats"] = False  # the zero-cost-nas reference cells
             self._net = create_supernet(self.space.name, num_classes=self.bundle.num_classes,
-                                        in_channels=self.bundle.channels, device=self.device, **opts)  # fmt: skip
+                                        in_chans=self.bundle.channels, device=self.device, **opts)  # fmt: skip
             if self.space.name == "nb201" and not self._net.hparams["affine"]:
                 _add_cell_conv_bias(self._net)
         return self._net

@@ -18,7 +18,21 @@ from torch import nn
 from genas.registry import Registry
 from genas.spaces import SearchSpace
 
-__all__ = ["Supernet", "Subnet", "FeatureInfo", "SUPERNETS"]
+__all__ = ["Supernet", "Subnet", "FeatureInfo", "SUPERNETS", "renamed_in_chans"]
+
+
+def renamed_in_chans(in_chans: int, in_channels: int | None) -> int:
+    """The image channels from ``in_chans``, or from the old keyword ``in_channels`` (one deprecation line).
+
+    Supernets and networks (and timm) name the image channels ``in_chans``; the supernets' old
+    ``in_channels`` keeps working for one release.
+    """
+    if in_channels is None:
+        return in_chans
+    from genas.errors import deprecated
+
+    deprecated("the supernet keyword in_channels", "in_chans (the networks' and timm's name)")
+    return in_channels
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from torch import nn
 from genas.errors import ConfigError, InvalidArchitectureError
 from genas.spaces import DARTS_OPS, DartsArch, DartsSpace
 from genas.spaces.darts import DARTS_EDGES, DARTS_NODES, NODE_EDGES
-from supernet.base import SUPERNETS, FeatureInfo, Subnet, Supernet
+from supernet.base import SUPERNETS, FeatureInfo, Subnet, Supernet, renamed_in_chans
 from supernet.ops import BNOptions, FactorizedReduce, ReLUConvBN, darts_op, imagenet_stem
 
 __all__ = ["DartsSupernet", "DartsSubnet", "DartsSearchCell", "run_cell"]
@@ -108,9 +108,9 @@ class ImageNetStem(nn.Module):
     """DARTS ``NetworkImageNet``'s stem: ``stem0`` (two stride-2 3x3 convs to C/2 then C) and ``stem1``
     (ReLU, a stride-2 3x3 conv); the cells start from ``(stem0(x), stem1(stem0(x)))`` at strides 4 and 8."""
 
-    def __init__(self, in_channels: int, c: int, **dd: Any) -> None:
+    def __init__(self, in_chans: int, c: int, **dd: Any) -> None:
         super().__init__()
-        self.stem0, self.stem1 = imagenet_stem(in_channels, c, **dd)
+        self.stem0, self.stem1 = imagenet_stem(in_chans, c, **dd)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s0 = self.stem0(x)
@@ -128,7 +128,7 @@ class DartsSupernet(Supernet):
 
     Args:
         num_classes: Classifier outputs.
-        in_channels: Image channels.
+        in_chans: Image channels (timm's and the networks' name).
         channels: C of the first cell (GeNAS: 16).
         layers: Total number of cells (GeNAS supernet: 8); reduce cells at layers//3 and 2*layers//3.
         affine: Learnable affine BN parameters in the cells (GeNAS: True).
@@ -138,12 +138,13 @@ class DartsSupernet(Supernet):
             DARTS' ``NetworkImageNet`` (also RLNAS' ImageNet supernet, C=48, 14 cells, 224 input).
         device: Where to build the parameters.
         dtype: Parameter dtype.
+        in_channels: The old name of ``in_chans`` (deprecated: one warning line).
     """
 
     def __init__(
         self,
         num_classes: int = 10,
-        in_channels: int = 3,
+        in_chans: int = 3,
         channels: int = 16,
         layers: int = 8,
         affine: bool = True,
@@ -152,22 +153,24 @@ class DartsSupernet(Supernet):
         stem: str = "cifar",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        in_channels: int | None = None,
     ) -> None:
         super().__init__()
+        in_chans = renamed_in_chans(in_chans, in_channels)
         dd = dict(device=device, dtype=dtype)
         self.space = DartsSpace()
-        self.hparams = dict(space="darts", num_classes=num_classes, in_channels=in_channels, channels=channels,
+        self.hparams = dict(space="darts", num_classes=num_classes, in_chans=in_chans, channels=channels,
                             layers=layers, affine=affine, track_running_stats=track_running_stats,
                             stem_multiplier=stem_multiplier)  # fmt: skip
         if stem != "cifar":  # recorded only when not the default, so runs from before it still resume
             self.hparams["stem"] = stem
         bn = BNOptions(affine, track_running_stats)
         if stem == "imagenet":
-            self.stem: nn.Module = ImageNetStem(in_channels, channels, **dd)
+            self.stem: nn.Module = ImageNetStem(in_chans, channels, **dd)
             c_pp, c_p, c, reduction_prev, stride = channels, channels, channels, True, 8
         elif stem == "cifar":
             c_curr = stem_multiplier * channels
-            self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False, **dd), nn.BatchNorm2d(c_curr, **dd))
+            self.stem = nn.Sequential(nn.Conv2d(in_chans, c_curr, 3, padding=1, bias=False, **dd), nn.BatchNorm2d(c_curr, **dd))
             c_pp, c_p, c, reduction_prev, stride = c_curr, c_curr, channels, False, 1
         else:
             raise ConfigError(f"The 'stem' parameter of DartsSupernet must be 'cifar' or 'imagenet'. Got {stem!r} instead.")

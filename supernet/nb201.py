@@ -16,7 +16,7 @@ from torch import nn
 from genas.errors import InvalidArchitectureError
 from genas.spaces import NB201_OPS, NB201Arch, NB201Space
 from genas.spaces.nb201 import NB201_EDGES
-from supernet.base import SUPERNETS, FeatureInfo, Subnet, Supernet
+from supernet.base import SUPERNETS, FeatureInfo, Subnet, Supernet, renamed_in_chans
 from supernet.ops import BNOptions, ResNetBasicBlock, nb201_op
 
 __all__ = ["NB201Supernet", "NB201Subnet", "NB201SearchCell", "run_cell"]
@@ -92,33 +92,36 @@ class NB201Supernet(Supernet):
 
     Args:
         num_classes: Classifier outputs.
-        in_channels: Image channels.
+        in_chans: Image channels (timm's and the networks' name).
         channels: C, the width of the first stage (benchmark: 16).
         layers: N, search cells per stage (benchmark: 5).
         affine: Learnable affine BN parameters in the cells (RLNAS protocol: False).
         track_running_stats: Keep BN running statistics in the cells.
         device: Where to build the parameters.
         dtype: Parameter dtype.
+        in_channels: The old name of ``in_chans`` (deprecated: one warning line).
     """
 
     def __init__(
         self,
         num_classes: int = 10,
-        in_channels: int = 3,
+        in_chans: int = 3,
         channels: int = 16,
         layers: int = 5,
         affine: bool = False,
         track_running_stats: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        in_channels: int | None = None,
     ) -> None:
         super().__init__()
+        in_chans = renamed_in_chans(in_chans, in_channels)
         dd = dict(device=device, dtype=dtype)
         self.space = NB201Space()
-        self.hparams = dict(space="nb201", num_classes=num_classes, in_channels=in_channels, channels=channels,
+        self.hparams = dict(space="nb201", num_classes=num_classes, in_chans=in_chans, channels=channels,
                             layers=layers, affine=affine, track_running_stats=track_running_stats)  # fmt: skip
         bn = BNOptions(affine, track_running_stats)
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False, **dd), nn.BatchNorm2d(channels, **dd))
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, channels, 3, padding=1, bias=False, **dd), nn.BatchNorm2d(channels, **dd))
         cells: list[nn.Module] = []
         self._search_idx: list[int] = []
         c_prev = channels

@@ -151,11 +151,11 @@ def darts_op(name: str, c: int, stride: int, bn: BNOptions, **dd) -> nn.Module:
     raise ValueError(f"no module for DARTS op {name!r}")
 
 
-def imagenet_stem(in_channels: int, c: int, **dd: Any) -> tuple[nn.Sequential, nn.Sequential]:
+def imagenet_stem(in_chans: int, c: int, **dd: Any) -> tuple[nn.Sequential, nn.Sequential]:
     """DARTS ``NetworkImageNet``'s two stems: ``stem0`` (3x3 stride-2 convs to C/2, then C) and ``stem1``
     (ReLU, a 3x3 stride-2 conv); the first cell reads ``(stem0(x), stem1(stem0(x)))`` at strides 4 and 8."""
     stem0 = nn.Sequential(
-        nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False, **dd), nn.BatchNorm2d(c // 2, **dd),
+        nn.Conv2d(in_chans, c // 2, 3, stride=2, padding=1, bias=False, **dd), nn.BatchNorm2d(c // 2, **dd),
         nn.ReLU(inplace=False), nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False, **dd), nn.BatchNorm2d(c, **dd),
     )  # fmt: skip
     stem1 = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False, **dd),

@@ -51,7 +51,7 @@ class Loader:
 
 def net(space: str, layers: int = 1):
     torch.manual_seed(0)
-    return create_supernet(space, num_classes=3, in_channels=1, channels=4, layers=layers)
+    return create_supernet(space, num_classes=3, in_chans=1, channels=4, layers=layers)
 
 
 def trainer(space: str, step: str, mode: str = "decay", steps: int = STEPS, epochs: int = 1, clip: float | None = 0.5,

@@ -54,10 +54,10 @@ def test_evolve_every_scorer_family(tiny_run, tmp_path, scorer, extra):
 def test_evolve_builds_its_scorer_once_and_parses_the_run_config_once(tiny_run, tmp_path, monkeypatch):
     """The stage is built once (issue 23): one scorer for the config check and the search alike."""
     import genas.runs
-    import scorers.combine
+    import scorers.registry
 
     calls = {"create_scorers": 0, "parse run config": 0}
-    real_create, real_parse = scorers.combine.create_scorers, genas.runs.yaml_load
+    real_create, real_parse = scorers.registry.create_scorers, genas.runs.yaml_load
 
     def counting_create(*args, **kwargs):
         calls["create_scorers"] += 1
@@ -67,7 +67,7 @@ def test_evolve_builds_its_scorer_once_and_parses_the_run_config_once(tiny_run, 
         calls["parse run config"] += 1
         return real_parse(*args, **kwargs)
 
-    monkeypatch.setattr(scorers.combine, "create_scorers", counting_create)
+    monkeypatch.setattr(scorers.registry, "create_scorers", counting_create)
     monkeypatch.setattr(genas.runs, "yaml_load", counting_parse)
     monkeypatch.setattr(genas.runs, "_CONFIG_CACHE", {})
     assert evolve(tiny_run, tmp_path / "once", "--scorer", "angle+flatness") == 0

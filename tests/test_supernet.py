@@ -19,7 +19,7 @@ ARCH = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|
 
 def tiny(space="nb201", **kw):
     torch.manual_seed(0)
-    opts = dict(num_classes=10, in_channels=3, channels=4, layers=1 if space == "nb201" else 3)
+    opts = dict(num_classes=10, in_chans=3, channels=4, layers=1 if space == "nb201" else 3)
     return create_supernet(space, **{**opts, **kw})
 
 
@@ -246,3 +246,19 @@ def test_the_imagenet_stem_has_darts_networkimagenet_geometry_and_the_mobile_flo
     assert inherited.name == "darts_imagenet" and torch.equal(inherited(x), tiny.subnet(DARTS_V2)(x))
     with pytest.raises(ConfigError, match="use network 'darts_imagenet'"):
         network_from_supernet(tiny, DARTS_V2, network="darts")
+
+
+@pytest.mark.parametrize("space", ["nb201", "darts"])
+def test_image_channels_are_in_chans_as_in_networks_and_the_old_keyword_warns(space):
+    """One name for the image channels (issue 23): ``in_chans``; ``in_channels`` works for one release, warned."""
+    import genas.errors
+    from genas.errors import GenasDeprecationWarning
+
+    net = tiny(space, in_chans=1)
+    assert net.hparams["in_chans"] == 1 and "in_channels" not in net.hparams
+    genas.errors._WARNED.clear()
+    with pytest.warns(GenasDeprecationWarning, match="in_channels is deprecated.*in_chans"):
+        old = tiny(space, in_channels=1, in_chans=3)
+    assert old.hparams == net.hparams
+    assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), net.state_dict().values()))
+    assert net(torch.zeros(2, 1, 8, 8), net.space.sample(np.random.default_rng(0))).shape == (2, 10)

@@ -56,7 +56,7 @@ class FixedLoader:
 
 def trainer(mode: str, steps: int) -> SupernetTrainer:
     torch.manual_seed(0)
-    net = NB201Supernet(num_classes=3, in_channels=1, channels=4, layers=1)
+    net = NB201Supernet(num_classes=3, in_chans=1, channels=4, layers=1)
     cfg = TrainConfig(epochs=1, lr=LR, lr_min=LR, momentum=MOM, nesterov=True, weight_decay=WD,
                       channels_last=False, unsampled_update=mode)  # fmt: skip
     return SupernetTrainer(net, ScriptedSampler(net.num_search_cells), FixedLoader(steps), cfg, torch.device("cpu"),

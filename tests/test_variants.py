@@ -26,7 +26,7 @@ STEPS = 3
 
 def tiny(space="nb201", **kw):
     torch.manual_seed(0)
-    opts = dict(num_classes=5, in_channels=3, channels=4, layers=1 if space == "nb201" else 3, seed=0)
+    opts = dict(num_classes=5, in_chans=3, channels=4, layers=1 if space == "nb201" else 3, seed=0)
     return create_mixed_supernet(space, **{**opts, **kw})
 
 

@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from genas.analysis.ranking import parse_topk, rank_report
     from genas.tables import column_name, load_nb201_table
     from scorers import ScoringContext, create_scorers
-    from scorers.combine import parse_expression
+    from scorers.registry import parse_expression
 
     exprs = [e.strip() for item in args.scorer for e in item.split(",") if e.strip()]
     load_plugins(args.plugin)

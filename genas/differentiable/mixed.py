@@ -214,7 +214,7 @@ class NB201MixedOp(MixedOpSupernet):
         seed: Seeds the alpha draw.
         affine: Learnable affine BN in the cells (A2M / AutoDL DARTS: False).
         geometry: The rest of :class:`supernet.nb201.NB201Supernet`'s arguments (``num_classes``,
-            ``in_channels``, ``channels``, ``layers``, ``track_running_stats``, ``device``, ``dtype``).
+            ``in_chans``, ``channels``, ``layers``, ``track_running_stats``, ``device``, ``dtype``).
     """
 
     def __init__(self, alpha_init: float = 1e-3, seed: int = 0, *, affine: bool = False, **geometry: Any) -> None:
@@ -251,7 +251,7 @@ class DartsMixedOp(MixedOpSupernet):
         seed: Seeds the alpha draw.
         affine: Learnable affine BN in the cells (DARTS search model: False).
         geometry: The rest of :class:`supernet.darts.DartsSupernet`'s arguments (``num_classes``,
-            ``in_channels``, ``channels``, ``layers`` (search: 8), ``track_running_stats``,
+            ``in_chans``, ``channels``, ``layers`` (search: 8), ``track_running_stats``,
             ``stem_multiplier``, ``stem``, ``device``, ``dtype``).
     """
 

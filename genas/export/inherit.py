@@ -30,7 +30,7 @@ from genas.errors import CheckpointError, ConfigError
 __all__ = ["network_from_supernet", "network_from_run", "check_supernet_run", "check_inherited", "GEOMETRY"]
 
 #: Network hparams that must equal the supernet's for its weights to fit (supernet name -> network name).
-GEOMETRY = {"channels": "channels", "layers": "layers", "in_channels": "in_chans", "affine": "affine",
+GEOMETRY = {"channels": "channels", "layers": "layers", "in_chans": "in_chans", "affine": "affine",
             "track_running_stats": "track_running_stats", "stem_multiplier": "stem_multiplier"}  # fmt: skip
 
 
