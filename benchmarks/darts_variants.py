@@ -50,8 +50,8 @@ def run_one(args: argparse.Namespace, variant: str, architect: str, seed: int) -
     out = Path(args.root) / name
     cmd = [
         sys.executable, str(REPO / "tools" / "search_darts.py"), "--config", "a2m_nb201",
-        "--data.root", args.data_root, "--data.limit", str(args.limit), "--supernet.channels", str(args.channels),
-        "--supernet.layers", str(args.layers), "--differentiable.epochs", str(args.epochs),
+        "--data.root", args.data_root, "--data.limit", str(args.limit), "--supernet.options.channels", str(args.channels),
+        "--supernet.options.layers", str(args.layers), "--differentiable.epochs", str(args.epochs),
         "--differentiable.arch_lr", str(args.arch_lr), "--differentiable.eval_batches", "4",
         "--differentiable.patience", "null", "--architect", architect, "--table", args.table,
         "--run.root", args.root, "--run.name", name, "--run.seed", str(seed), "--run.threads", "1",

@@ -116,7 +116,7 @@ def data_wait_share(root: Path, workers: int, epochs: int, channels: int = 16, l
     out = root / "runs"
     args = ["--data.dataset", "imagefolder", "--data.root", str(root), "--data.image_size", "224", "--data.workers",
             str(workers), "--data.batch_size", "16", "--data.valid_fraction", "0.1", "--supernet.space", "darts",
-            "--supernet.stem", "imagenet", "--supernet.channels", str(channels), "--supernet.layers", str(layers),
+            "--supernet.options.stem", "imagenet", "--supernet.options.channels", str(channels), "--supernet.options.layers", str(layers),
             "--train.epochs", str(epochs), "--run.root", str(out), "--run.name", f"w{workers}-c{channels}",
             "--run.progress", "false"]  # fmt: skip
     assert run_cli(train, args) == 0

@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -30,7 +29,7 @@ import numpy as np
 from genas.errors import ConfigError
 from genas.registry import Registry
 from genas.spaces.base import SearchSpace
-from genas.validation import Interval, Nullable, check_int, check_params
+from genas.validation import Configurable, Interval, Nullable, check_int, check_params
 
 __all__ = [
     "Individual", "SearchAlgorithm", "ALGORITHMS", "create_algorithm", "list_algorithms",
@@ -60,7 +59,7 @@ def _fitness(score: float) -> float:
     return -math.inf if math.isnan(score) else score
 
 
-class SearchAlgorithm(ABC):
+class SearchAlgorithm(Configurable, ABC):
     """Base class: visited set, budget, generation counter, best individual, exact state.
 
     Subclasses implement :meth:`_propose` (the next batch, made with :meth:`_unique`) and
@@ -79,6 +78,7 @@ class SearchAlgorithm(ABC):
     _params: ClassVar[tuple[str, ...]] = ()
     #: the limits of the hyper-parameters, read by ``__init__`` and by the ``search`` config section
     constraints: ClassVar[dict[str, Any]] = {}
+    not_options: ClassVar[tuple[str, ...]] = _COMMON  # max_queries is an option
     #: random draws per needed architecture before giving up on a constraint or a full space
     random_tries: ClassVar[int] = 1000
     #: spaces up to this size are enumerated when random draws no longer find new architectures
@@ -108,24 +108,6 @@ class SearchAlgorithm(ABC):
         self._pending: list[Any] | None = None
         self._exhausted = False
         self._feasible: dict[Any, bool] = {}
-
-    @classmethod
-    def check_options(cls, values: dict[str, Any], owner: str | None = None) -> dict[str, Any]:
-        """Check hyper-parameters against :attr:`constraints` (and :meth:`_check_more`); return them checked."""
-        owner = owner or cls.__name__
-        checked = check_params(owner, cls.constraints, values)
-        cls._check_more(checked, owner)
-        return checked
-
-    @classmethod
-    def _check_more(cls, values: dict[str, Any], owner: str) -> None:
-        """Rules across parameters that a constraints table cannot state (default: none)."""
-
-    @classmethod
-    def option_defaults(cls) -> dict[str, Any]:
-        """Every hyper-parameter ``__init__`` takes (``max_queries`` included), with its default."""
-        params = inspect.signature(cls.__init__).parameters
-        return {k: p.default for k, p in params.items() if k not in ("self", *_COMMON)}
 
     # ---- the interface -------------------------------------------------------------
     def ask(self) -> list[Any]:
@@ -347,6 +329,5 @@ def algorithm_from_config(
     (``population``, ``topk``, ... for ``evolution``); fields set to ``None`` keep the defaults.
     """
     cls = ALGORITHMS.get(cfg.algorithm)
-    keywords = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", *_COMMON)]
-    params = {k: getattr(cfg, k) for k in keywords if getattr(cfg, k, None) is not None}
+    params = {k: getattr(cfg, k) for k in cls.option_defaults() if getattr(cfg, k, None) is not None}
     return create_algorithm(cfg.algorithm, space, seed=seed, constraint=constraint, **params)

@@ -341,7 +341,10 @@ def load_config(
     if only is not None:
         cfg._sections = {name: section for name, section in cfg._sections.items() if name in only}
     if base:
-        _layer(cfg, list(base.items()), from_cli=False)
+        from genas.errors import quiet_deprecations
+
+        with quiet_deprecations():  # a recorded config is read as it was written, old spellings included
+            _layer(cfg, list(base.items()), from_cli=False)
     if path is not None:
         _layer(cfg, list(_read_yaml(path).items()), from_cli=False)
     if overrides:

@@ -19,7 +19,11 @@ __all__ = [
     "GenasWarning",
     "GenasDeprecationWarning",
     "deprecated",
+    "quiet_deprecations",
 ]
+
+import contextlib
+from collections.abc import Iterator
 
 
 class GenasError(Exception):
@@ -77,10 +81,21 @@ def deprecated(old: str, new: str) -> None:
     """Warn, once per process and spelling, that ``old`` is deprecated in favour of ``new``."""
     import warnings
 
-    if old not in _WARNED:
+    if old not in _WARNED and not _QUIET:
         _WARNED.add(old)
         warnings.warn(f"{old} is deprecated and will be removed in the next release; write {new}",
                       GenasDeprecationWarning, stacklevel=3)  # fmt: skip
 
 
 _WARNED: set[str] = set()
+_QUIET: list[bool] = []
+
+
+@contextlib.contextmanager
+def quiet_deprecations() -> Iterator[None]:
+    """No deprecation lines inside (a finished run's recorded config is read as it was written)."""
+    _QUIET.append(True)
+    try:
+        yield
+    finally:
+        _QUIET.pop()

@@ -22,17 +22,18 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from genas.errors import ConfigError
 from genas.registry import suggest
 
 __all__ = [
     "check_int", "check_float", "check_choice", "check_bool", "check_increasing", "check_probability",
-    "Interval", "OneOf", "Boolean", "Increasing", "Nullable", "Text", "check_params",
+    "Interval", "OneOf", "Boolean", "Increasing", "Nullable", "Text", "check_params", "Configurable",
 ]  # fmt: skip
 
 
@@ -211,3 +212,34 @@ def check_params(owner: str, constraints: Mapping[str, Any], values: Mapping[str
         if name in out:
             out[name] = constraint.check(out[name], name, owner, out)
     return out
+
+
+class Configurable:
+    """A plugin class whose ``__init__`` keywords are its options, limited by its own ``constraints`` table.
+
+    The one shape config sections read (:class:`genas.config.PluginSection`): ``option_defaults``
+    lists what a config may set, ``check_options`` checks it.  ``not_options`` names the ``__init__``
+    arguments a stage passes itself (the search space, the data's image channels, the device).
+    """
+
+    constraints: ClassVar[dict[str, Any]] = {}
+    not_options: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        """Every option ``__init__`` takes, with its default."""
+        params = inspect.signature(cls.__init__).parameters
+        kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return {k: p.default for k, p in params.items() if k != "self" and k not in cls.not_options and p.kind in kinds}
+
+    @classmethod
+    def check_options(cls, values: dict[str, Any], owner: str | None = None) -> dict[str, Any]:
+        """Check options against :attr:`constraints` (and :meth:`_check_more`); return them checked."""
+        owner = owner or cls.__name__
+        checked = check_params(owner, cls.constraints, values)
+        cls._check_more(checked, owner)
+        return checked
+
+    @classmethod
+    def _check_more(cls, values: dict[str, Any], owner: str) -> None:
+        """Rules across options that a constraints table cannot state (default: none)."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from genas.registry import Registry
+from genas.validation import Boolean, Configurable, Interval
 from genas.spaces import SearchSpace
 
 __all__ = ["Supernet", "Subnet", "FeatureInfo", "SUPERNETS", "renamed_in_chans"]
@@ -44,8 +45,16 @@ class FeatureInfo:
     module: str
 
 
-class Supernet(nn.Module, ABC):
+class Supernet(nn.Module, Configurable, ABC):
     """Base class: subclasses set ``space`` and ``hparams`` and implement the abstract methods."""
+
+    #: what the stage passes itself (the data's classes and image channels, where to build); the
+    #: other ``__init__`` keywords are the options of the ``supernet`` config section
+    not_options: ClassVar[tuple[str, ...]] = ("num_classes", "in_chans", "device", "dtype", "in_channels")
+    constraints: ClassVar[dict[str, Any]] = {
+        "channels": Interval(int, 1, 4096), "layers": Interval(int, 1, 1000), "affine": Boolean(),
+        "track_running_stats": Boolean(),
+    }  # fmt: skip
 
     space: SearchSpace
     hparams: dict[str, Any]

@@ -4,8 +4,9 @@ Registered when :mod:`supernet` is imported; see :mod:`genas.config` for how sec
 
 Example:
     >>> from genas.config import load_config
-    >>> load_config(None, ["--train.epochs", "3", "--supernet.space", "darts"]).supernet.space
-    'darts'
+    >>> cfg = load_config(None, ["--supernet.space", "darts", "--supernet.options.channels", "8"])
+    >>> cfg.supernet.space, cfg.supernet.channels, cfg.supernet.layers  # layers unset: the builder's default
+    ('darts', 8, None)
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from genas.config import Section, config_section
-from genas.errors import ConfigError
+from genas.sections import PluginSection
 from genas.schedule import SCHEDULE_CONSTRAINTS, SGD_CONSTRAINTS
-from genas.validation import Boolean, Interval, Nullable, OneOf
+from genas.validation import Boolean, Interval, OneOf
 
 __all__ = ["SupernetConfig", "TrainConfig", "UNSAMPLED_UPDATES", "STEPS"]
 
@@ -25,30 +26,32 @@ STEPS = ("eager", "graph")
 
 
 @config_section("supernet")
-@dataclass
-class SupernetConfig(Section):
-    """Search space and supernet shape (``None`` keeps the space's default)."""
+class SupernetConfig(PluginSection):
+    """The search space's supernet and its options: ``space`` plus ``options`` (:class:`genas.sections.PluginSection`).
 
-    space: str = "nb201"
-    channels: int = 16
-    layers: int | None = None  # NB201: cells per stage (5); DARTS: total cells (8)
-    affine: bool | None = None  # NB201: False (RLNAS); DARTS: True (GeNAS)
-    track_running_stats: bool = True
-    stem_multiplier: int | None = None  # DARTS only (3)
-    stem: str | None = None  # DARTS only: cifar (one conv) | imagenet (DARTS NetworkImageNet's three convs, stride 8)
+    The options are the supernet class's own (``channels``, ``layers``, ``affine``,
+    ``track_running_stats``; DARTS also ``stem_multiplier``, ``stem``), limited by its
+    ``constraints`` table; an option left unset (or set to None) keeps the builder's default
+    (the one-shot supernets: NB201 affine False (RLNAS), DARTS affine True (GeNAS); the mixed-op
+    supernets of differentiable search: affine False).  ``--supernet.channels 8`` (the spelling
+    before ``options.``) still works for one release, with a one-line deprecation warning.
 
-    constraints: ClassVar[dict[str, Any]] = {
-        "space": OneOf(("darts", "nb201")), "channels": Interval(int, 1, 4096), "layers": Nullable(Interval(int, 1, 1000)),
-        "affine": Nullable(Boolean()), "track_running_stats": Boolean(), "stem_multiplier": Nullable(Interval(int, 1, 64)),
-        "stem": Nullable(OneOf(("cifar", "imagenet"))),
-    }  # fmt: skip
+    Args:
+        space: ``nb201`` or ``darts`` (a registered supernet).
+        options: The supernet's own options.
+    """
 
-    def check(self) -> None:
-        if self.stem_multiplier is not None and self.space != "darts":
-            raise ConfigError("The 'stem_multiplier' parameter of supernet applies only to space 'darts'.")
-        if self.stem is not None and self.space != "darts":
-            raise ConfigError(f"The 'stem' parameter of supernet applies only to space 'darts'. Got {self.stem!r} "
-                              f"with space {self.space!r} instead.")  # fmt: skip
+    choice: ClassVar[str] = "space"
+    default: ClassVar[str] = "nb201"
+    kind: ClassVar[str] = "supernet"
+    record_defaults: ClassVar[bool] = False
+    example: ClassVar[str] = "{channels: 16, layers: 5}"
+
+    @classmethod
+    def plugin(cls, name: str) -> Any:
+        from supernet.base import SUPERNETS
+
+        return SUPERNETS.get(name)
 
 
 @config_section("train")

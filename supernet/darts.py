@@ -8,12 +8,13 @@ normal and one reduce genotype shared by all cells of each type).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from genas.errors import ConfigError, InvalidArchitectureError
+from genas.validation import Interval, OneOf
 from genas.spaces import DARTS_OPS, DartsArch, DartsSpace
 from genas.spaces.darts import DARTS_EDGES, DARTS_NODES, NODE_EDGES
 from supernet.base import SUPERNETS, FeatureInfo, Subnet, Supernet, renamed_in_chans
@@ -140,6 +141,9 @@ class DartsSupernet(Supernet):
         dtype: Parameter dtype.
         in_channels: The old name of ``in_chans`` (deprecated: one warning line).
     """
+
+    constraints: ClassVar[dict[str, Any]] = {
+        **Supernet.constraints, "stem_multiplier": Interval(int, 1, 64), "stem": OneOf(("cifar", "imagenet"))}
 
     def __init__(
         self,

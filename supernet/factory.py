@@ -72,9 +72,7 @@ def run_kind(path: str | Path) -> str | None:
 
 def supernet_kwargs(cfg: SupernetConfig, bundle: DataBundle) -> dict[str, Any]:
     """The geometry record every supernet is built from: the ``supernet`` section on ``bundle``'s images."""
-    return dict(num_classes=bundle.num_classes, in_chans=bundle.channels, channels=cfg.channels,
-                layers=cfg.layers, affine=cfg.affine, track_running_stats=cfg.track_running_stats,
-                stem_multiplier=cfg.stem_multiplier, stem=cfg.stem)  # fmt: skip
+    return dict(num_classes=bundle.num_classes, in_chans=bundle.channels, **cfg.options)
 
 
 def build_supernet(cfg: SupernetConfig, bundle: DataBundle, device: torch.device | str = "cpu") -> Supernet:

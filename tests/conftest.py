@@ -34,7 +34,7 @@ BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_con
 
 TINY_TRAIN = [
     "--run.progress", "false", "--run.checkpoint_every", "1",
-    "--supernet.channels", "4", "--supernet.layers", "1",
+    "--supernet.options.channels", "4", "--supernet.options.layers", "1",
     "--train.epochs", "2", "--data.batch_size", "32", "--data.limit", "200",
 ]  # fmt: skip
 
@@ -57,7 +57,7 @@ def tiny_darts_run(tmp_path_factory) -> Path:
     from supernet.cli import train_from_config
 
     root = tmp_path_factory.mktemp("runs")
-    over = [*TINY_TRAIN, "--supernet.space", "darts", "--supernet.layers", "3", "--train.epochs", "1",
+    over = [*TINY_TRAIN, "--supernet.space", "darts", "--supernet.options.layers", "3", "--train.epochs", "1",
             "--run.root", str(root), "--run.name", "tiny-darts"]  # fmt: skip
     return train_from_config(load_config("quickstart", over)).path
 

@@ -8,6 +8,7 @@ fast paths: ``--help`` of every command and ``--list-scorers`` import no torch.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 
@@ -146,3 +147,13 @@ def test_no_import_runs_in_a_circle():
         if m not in state:
             visit(m, [])
     assert not cycles, "imports in a circle:\n" + "\n".join(cycles)
+
+
+@pytest.mark.parametrize("walk", ["python tools/evolve.py --scorer angle+flatness", "python tools/search_darts.py --variant beta"])
+def test_the_documented_walks_enter_at_most_eight_files_each_once(walk):
+    """docs/architecture.md walks each command through at most 8 files, none twice, each one real (issue 23)."""
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = text.split(f"## A walk: `{walk}`", 1)[1].split("\n## ", 1)[0]
+    steps = re.findall(r"^\d+\. `([\w/]+\.py)`", section, flags=re.M)
+    assert 1 < len(steps) <= 8 and len(set(steps)) == len(steps), steps
+    assert all((REPO / f).is_file() for f in steps), steps

@@ -24,8 +24,8 @@ SEARCH = ("search_darts", "genas.differentiable.cli")
 RETRAIN = ("retrain", "genas.export.retrain_cli")
 EXPORT = ("export", "genas.export.cli")
 
-SEARCH_TINY = ["--run.progress", "false", "--data.limit", "128", "--data.batch_size", "32", "--supernet.channels", "4",
-               "--supernet.layers", "1", "--differentiable.epochs", "1"]  # fmt: skip
+SEARCH_TINY = ["--run.progress", "false", "--data.limit", "128", "--data.batch_size", "32", "--supernet.options.channels", "4",
+               "--supernet.options.layers", "1", "--differentiable.epochs", "1"]  # fmt: skip
 RETRAIN_TINY = ["--run.progress", "false", "--data.limit", "100", "--data.batch_size", "32", "--model.channels", "4",
                 "--model.layers", "1", "--retrain.epochs", "1"]  # fmt: skip
 TINY = {"search_darts": SEARCH_TINY, "retrain": RETRAIN_TINY, "export": []}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -213,3 +214,34 @@ def test_the_old_spelling_of_an_architect_option_works_with_one_warning_line():
     assert cfg.differentiable.architect_kwargs() == {"rho": 0.1, "eps": 0.01, "fd": "forward"}
     assert load_config("a2m_darts", ["--differentiable.architect", "darts"]
                        ).differentiable.architect_kwargs() == {}  # a2m's options do not follow to darts
+
+
+def test_the_supernet_in_the_one_shape_and_its_old_spelling_with_one_warning_line(tmp_path):
+    """``supernet.space`` + ``supernet.options`` (the class's own table); ``--supernet.channels`` warns once;
+    a run recorded in the old flat shape resumes silently and builds the same supernet."""
+    code = ("import sys\nfrom genas.cli import run_cli\nfrom supernet.cli import main\n"
+            "sys.exit(run_cli(main, ['--check', '--supernet.channels', '8', '--supernet.channels', '8']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines == ["warning: supernet.channels (--supernet.channels) is deprecated and will be removed in the next "
+                     "release; write supernet.options.channels (--supernet.options.channels)"], out.stderr  # fmt: skip
+    import supernet  # noqa: F401  (registers the supernet section)
+    from genas.errors import GenasDeprecationWarning
+
+    new = load_config(None, ["--supernet.space", "darts", "--supernet.options.channels", "8", "--supernet.options.stem", "imagenet"])
+    assert new.supernet.to_dict() == {"space": "darts", "options": {"channels": 8, "stem": "imagenet"}}
+    assert (new.supernet.channels, new.supernet.layers, new.supernet.affine) == (8, None, None)  # unset: the builder's
+    old_record = {"supernet": {"space": "darts", "channels": 8, "layers": None, "affine": None, "track_running_stats": True,
+                               "stem_multiplier": None, "stem": "imagenet"}}  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GenasDeprecationWarning)
+        resumed = load_config(None, base=old_record)
+    assert resumed.supernet.to_dict() == {"space": "darts", "options": {"channels": 8, "track_running_stats": True,
+                                                                        "stem": "imagenet"}}  # fmt: skip
+    assert load_config(None, base=new.to_dict()) == new  # the new record round-trips
+    with pytest.raises(ConfigError, match=r"supernet 'nb201' takes no option 'stem_multiplier'; its options: affine, "
+                                          r"channels, layers, track_running_stats \(supernet.options.NAME"):  # fmt: skip
+        load_config(None, ["--supernet.options.stem_multiplier", "3"])
+    with pytest.raises(ConfigError, match=r"The 'stem' parameter of supernet must be one of \{'cifar', 'imagenet'\}"):
+        load_config(None, ["--supernet.space", "darts", "--supernet.options.stem", "mobile"])

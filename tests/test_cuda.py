@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available
 @pytest.fixture(scope="module")
 def cuda_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cuda-runs")
-    over = [*TINY_TRAIN, "--supernet.channels", "8", "--run.device", DEVICE, "--run.root", str(root), "--run.name", "c"]
+    over = [*TINY_TRAIN, "--supernet.options.channels", "8", "--run.device", DEVICE, "--run.root", str(root), "--run.name", "c"]
     return train_from_config(load_config("quickstart", over)).path
 
 

@@ -36,7 +36,7 @@ def test_ddp_ranks_end_with_identical_weights(tmp_path):
 
 DARTS_TINY = [
     "--run.progress", "false", "--run.threads", "1", "--run.device", "cpu", "--data.limit", "128",
-    "--data.augment", "none", "--supernet.channels", "4", "--supernet.layers", "1",
+    "--data.augment", "none", "--supernet.options.channels", "4", "--supernet.options.layers", "1",
     "--differentiable.epochs", "2", "--differentiable.lr", "0.05", "--differentiable.arch_lr", "0.01",
     "--differentiable.channels_last", "false",
 ]  # fmt: skip

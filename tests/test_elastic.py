@@ -26,7 +26,7 @@ pytestmark = pytest.mark.distributed
 TRAIN = [*TINY_TRAIN, "--train.epochs", "3", "--run.checkpoint_steps", "1", "--run.device", "cpu"]  # 3 steps per rank and epoch
 DARTS = [  # 64 images per rank in batches of 16: 4 steps per epoch
     "--run.progress", "false", "--run.device", "cpu", "--data.limit", "128", "--data.augment", "none",
-    "--data.batch_size", "16", "--supernet.channels", "4", "--supernet.layers", "1", "--differentiable.epochs", "2",
+    "--data.batch_size", "16", "--supernet.options.channels", "4", "--supernet.options.layers", "1", "--differentiable.epochs", "2",
     "--differentiable.lr", "0.05", "--differentiable.channels_last", "false", "--run.checkpoint_steps", "1",
 ]  # fmt: skip
 
@@ -47,7 +47,7 @@ def torchrun(*args, max_restarts=0):
 
 STREAM = [  # an ImageFolder the test writes, decoded by 2 workers a rank with the (random) ImageNet augmentation
     "--data.dataset", "imagefolder", "--data.image_size", "16", "--data.workers", "2", "--data.valid_fraction", "0.25",
-    "--data.batch_size", "8", "--supernet.channels", "4", "--supernet.layers", "1", "--train.epochs", "2",
+    "--data.batch_size", "8", "--supernet.options.channels", "4", "--supernet.options.layers", "1", "--train.epochs", "2",
     "--run.checkpoint_steps", "1", "--run.device", "cpu", "--run.progress", "false",
 ]  # fmt: skip
 

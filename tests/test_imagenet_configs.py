@@ -31,7 +31,7 @@ def test_supernet_search_and_retrain_configs_run_on_an_image_folder(images, tmp_
     data = ["--data.root", str(images), "--data.workers", "1", "--data.valid_fraction", "0.25", "--data.batch_size", "8",
             "--data.eval_batch_size", "16", "--run.root", str(tmp_path), "--run.progress", "false"]  # fmt: skip
     assert run_cli(train, ["--config", "imagenet/darts_supernet", *data, "--data.image_size", "32",
-                           "--supernet.channels", "8", "--supernet.layers", "5", "--train.epochs", "2"]) == 0  # fmt: skip
+                           "--supernet.options.channels", "8", "--supernet.options.layers", "5", "--train.epochs", "2"]) == 0  # fmt: skip
     run = tmp_path / "darts-imagenet"
     cfg = (run / "config.yaml").read_text()
     for line in ("stem: imagenet", "schedule: linear", "label_smoothing: 0.1", "augment: rrc", "max_flops: 600"):

@@ -31,7 +31,7 @@ PAUSE = REPO / "tests" / "_pause_at_write.py"
 
 DARTS_TINY = [  # 128 training images in batches of 16: 8 steps per epoch, a checkpoint every 2
     "--run.progress", "false", "--run.threads", "1", "--data.limit", "128", "--data.batch_size", "16",
-    "--supernet.channels", "4", "--supernet.layers", "1", "--differentiable.epochs", "2",
+    "--supernet.options.channels", "4", "--supernet.options.layers", "1", "--differentiable.epochs", "2",
     "--differentiable.lr", "0.05", "--differentiable.architect", "darts", "--run.checkpoint_steps", "2",
 ]  # fmt: skip
 RETRAIN_TINY = [  # 256 images (train + valid) in batches of 32: 8 steps per epoch, a checkpoint every 2

@@ -27,7 +27,7 @@ SEARCH = ["--search.options.population", "6", "--search.options.topk", "2", "--s
           "--search.options.crossovers", "2", "--search.options.iterations", "2", "--run.progress", "false",
           "--score.bn_batches", "2", "--score.bn_batch_size", "32", "--score.eval_batches", "1"]  # fmt: skip
 DARTS = ["--run.progress", "false", "--run.threads", "1", "--run.device", "cpu", "--data.limit", "128",
-         "--data.augment", "none", "--supernet.channels", "4", "--supernet.layers", "1", "--differentiable.epochs", "2",
+         "--data.augment", "none", "--supernet.options.channels", "4", "--supernet.options.layers", "1", "--differentiable.epochs", "2",
          "--differentiable.arch_lr", "0.01", "--differentiable.channels_last", "false", "--data.batch_size", "16"]  # fmt: skip
 
 
@@ -99,7 +99,7 @@ def test_two_nodes_stream_an_image_folder_as_one_node_with_two_processes(tmp_pat
 
     images = write_image_folder(tmp_path / "images")
     args = ["--data.dataset", "imagefolder", "--data.root", str(images), "--data.image_size", "16", "--data.workers", "2",
-            "--data.valid_fraction", "0.25", "--data.batch_size", "8", "--supernet.channels", "4", "--supernet.layers",
+            "--data.valid_fraction", "0.25", "--data.batch_size", "8", "--supernet.options.channels", "4", "--supernet.options.layers",
             "1", "--train.epochs", "2", "--run.progress", "false", "--run.device", "cpu", "--run.root", str(tmp_path)]  # fmt: skip
     for name, launch in (("one", one_node), ("two", two_nodes)):
         launch("train_supernet.py", *args, "--run.name", name)

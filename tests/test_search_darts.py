@@ -22,7 +22,7 @@ from tests.conftest import REPO
 
 TINY = [
     "--run.progress", "false", "--run.threads", "1", "--data.limit", "128", "--data.batch_size", "32",
-    "--supernet.channels", "4", "--supernet.layers", "1", "--differentiable.epochs", "3",
+    "--supernet.options.channels", "4", "--supernet.options.layers", "1", "--differentiable.epochs", "3",
     "--differentiable.lr", "0.05",
 ]  # fmt: skip
 
@@ -112,7 +112,7 @@ def test_kill_9_and_resume_gives_the_same_alphas_and_genotype(tmp_path):
 
 
 def test_darts_space_search_and_second_order(tmp_path):
-    search_from_config(cfg_for(tmp_path, "d", "--supernet.space", "darts", "--supernet.layers", "3",
+    search_from_config(cfg_for(tmp_path, "d", "--supernet.space", "darts", "--supernet.options.layers", "3",
                                "--differentiable.epochs", "1", "--differentiable.architect_options.rho", "0.1"))  # fmt: skip
     best = json.loads((tmp_path / "d" / "best_arch.json").read_text())
     assert best["arch"].startswith("Genotype(") and best["space"] == "darts" and "genotype" in best
@@ -149,7 +149,9 @@ def cli(capsys, *argv):
     (["--differentiable.architect_options.rho", "0"], "The 'rho' parameter of architect a2m must be a float in the range (0.0, inf). Got 0.0"),
     (["--differentiable.architect_options.eps", "-0.01"], "The 'eps' parameter of architect a2m must be a float in the range (0.0, inf)"),
     (["--differentiable.architect_options.radius", "1"], "architect 'a2m' has no option 'radius'; its options: rho, eps, fd"),
-    (["--supernet.space", "nb101"], "The 'space' parameter of supernet must be one of {'darts', 'nb201'}"),
+    (["--supernet.space", "nb101"], "unknown supernet 'nb101'. Did you mean 'nb201'? Available: darts, nb201"),
+    (["--supernet.options.stem", "imagenet"], "supernet 'nb201' takes no option 'stem'; its options: affine, channels, layers, track_running_stats"),
+    (["--supernet.options.channels", "0"], "The 'channels' parameter of supernet must be an int in the range [1, 4096]. Got 0 instead."),
     (["--supernet.space", "darts", "--table", "x.csv"], "applies only to supernet.space 'nb201', not 'darts'"),
     (["--differentiable.rhoo", "0.1"], "Did you mean 'differentiable.architect_options.rho'"),
     (["--differentiable.select", "best"], "The 'select' parameter of differentiable must be one of"),

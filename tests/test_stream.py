@@ -173,7 +173,7 @@ def test_the_cli_trains_and_searches_on_a_folder_and_bad_folders_fail_in_one_lin
     from supernet.cli import main as train_main
 
     args = ["--data.dataset", "imagefolder", "--data.root", str(folder), "--data.image_size", "16", "--data.workers", "1",
-            "--data.valid_fraction", "0.25", "--data.batch_size", "16", "--supernet.channels", "4", "--supernet.layers",
+            "--data.valid_fraction", "0.25", "--data.batch_size", "16", "--supernet.options.channels", "4", "--supernet.options.layers",
             "1", "--train.epochs", "1", "--run.root", str(tmp_path), "--run.name", "imf", "--run.progress", "false"]  # fmt: skip
     assert run_cli(train_main, args) == 0
     assert (tmp_path / "imf" / FILE_LIST).is_file() and (tmp_path / "imf" / "DONE").is_file()

@@ -99,7 +99,7 @@ def test_cli_resume_rejects_corrupt_and_incompatible_checkpoints(tmp_path):
     torch.save({"format": "something else"}, last)
     assert_one_line_error(run_tool("--resume", str(tmp_path / "r")), "not a genas supernet checkpoint")
     last.write_bytes(good)
-    assert_one_line_error(run_tool("--resume", str(tmp_path / "r"), "--supernet.channels", "8"), "incompatible")
+    assert_one_line_error(run_tool("--resume", str(tmp_path / "r"), "--supernet.options.channels", "8"), "incompatible")
 
 
 def test_tensorboard_logging(tmp_path):

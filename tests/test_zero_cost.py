@@ -320,7 +320,7 @@ def test_evolve_with_a_proxy_needs_no_supernet(tmp_path):
 
     from evolution.cli import main as evolve_main
 
-    over = ["--run.root", str(tmp_path / "runs"), "--supernet.channels", "4", "--supernet.layers", "1"]
+    over = ["--run.root", str(tmp_path / "runs"), "--supernet.options.channels", "4", "--supernet.options.layers", "1"]
     assert evolve_main(["--scorer", "synflow", *over, *SMALL_SEARCH]) == 0  # no run directory at all
     best = json.loads((tmp_path / "runs" / "nb201-digits" / "search-synflow-evolution" / "best_arch.json").read_text())
     assert best["scorer"] == "synflow" and best["supernet_run"] is None and best["score"] > 0
@@ -341,7 +341,7 @@ def test_rank_nb201_scores_proxies_without_a_supernet(tmp_path, nb201_table_path
     from genas.analysis.rank_cli import main as rank_main
 
     args = ["--scorer", "synflow,params", "--sample", "8", "--topk", "3", "--table", str(nb201_table_path),
-            "--out", str(tmp_path / "rank"), "--run.progress", "false", "--supernet.channels", "4", "--supernet.layers", "1"]  # fmt: skip
+            "--out", str(tmp_path / "rank"), "--run.progress", "false", "--supernet.options.channels", "4", "--supernet.options.layers", "1"]  # fmt: skip
     assert rank_main(args) == 0
     summary = json.loads((tmp_path / "rank" / "summary.json").read_text())
     assert set(summary["seconds_per_arch"]) == {"synflow", "params"} and summary["results"]["params"]["n"] == 8

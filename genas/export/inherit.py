@@ -4,7 +4,7 @@ The exported network is built with the supernet's geometry (channels, cells, BN 
 supernet's pooling op) and the supernet subnet's weights are *copied* into it, so it computes
 exactly what ``supernet.subnet(arch)`` computes and trains on from there without touching the
 supernet. What the supernet never had (the DARTS auxiliary tower, a classifier for another number
-of classes) starts fresh. A DARTS supernet with the ImageNet stem (``supernet.stem imagenet``) hands its
+of classes) starts fresh. A DARTS supernet with the ImageNet stem (``supernet.options.stem imagenet``) hands its
 weights to ``darts_imagenet``, one with the CIFAR stem to ``darts``.
 
 Example:
