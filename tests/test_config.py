@@ -226,7 +226,6 @@ def test_the_supernet_in_the_one_shape_and_its_old_spelling_with_one_warning_lin
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert lines == ["warning: supernet.channels (--supernet.channels) is deprecated and will be removed in the next "
                      "release; write supernet.options.channels (--supernet.options.channels)"], out.stderr  # fmt: skip
-    import supernet  # noqa: F401  (registers the supernet section)
     from genas.errors import GenasDeprecationWarning
 
     new = load_config(None, ["--supernet.space", "darts", "--supernet.options.channels", "8", "--supernet.options.stem", "imagenet"])
