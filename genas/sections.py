@@ -15,12 +15,12 @@ chosen plugin does not take is an error naming the options it does take.
 
 from __future__ import annotations
 
-import typing
 from typing import Any, ClassVar
 
 from genas.config import Section, set_options
 from genas.errors import ConfigError
 from genas.parsing import coerce, parse_scalar
+from genas.registry import suggest
 from genas.validation import check_params
 
 __all__ = ["PluginSection"]
@@ -91,7 +91,7 @@ class PluginSection(Section):
         if from_cli and isinstance(value, str) and key != self.choice:
             value = parse_scalar(value)
         if key == self.choice:
-            value = coerce(value, str, f"{self.name}.{self.choice}")
+            value = coerce(value, str if self.default is not None else str | None, f"{self.name}.{self.choice}")
             taken = self.plugin(value).option_defaults()  # unknown name: one line with a suggestion, at load
             self.__dict__["options"] = {k: v for k, v in self.options.items() if k in taken}
             self.__dict__[self.choice] = value
@@ -114,16 +114,18 @@ class PluginSection(Section):
         cls = self.chosen
         taken = cls.option_defaults()
         if key not in taken:
+            name = self.__dict__[self.choice]
+            who = f"{self.kind} {name!r}" if name is not None else f"a {self.kind} ({self.name}.{self.choice} unset)"
+            near = suggest(f"{self.name}.options.{key}", [f"{self.name}.options.{k}" for k in taken])
             others = ", ".join([self.choice, *self.common])
-            raise ConfigError(f"{self.kind} {self.__dict__[self.choice]!r} takes no option {key!r}; its options: "
-                              f"{', '.join(sorted(taken)) or 'none'} ({self.name}.options.NAME; the section's other "
-                              f"keys: {others})")  # fmt: skip
+            raise ConfigError(f"{who} takes no option {key!r}; its options: {', '.join(sorted(taken)) or 'none'} "
+                              f"({self.name}.options.NAME; the section's other keys: {others}).{near}")  # fmt: skip
         if from_cli and isinstance(value, str):
             value = parse_scalar(value)
         if value is None and not self.record_defaults:
             self.options.pop(key, None)  # None: the builder's default
             return
-        hint = typing.get_type_hints(cls.__init__).get(key, Any)
+        hint = cls.option_types().get(key, Any)
         self.options[key] = coerce(value, hint, f"{self.name}.options.{key}")
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -233,6 +233,13 @@ class Configurable:
         return {k: p.default for k, p in params.items() if k != "self" and k not in cls.not_options and p.kind in kinds}
 
     @classmethod
+    def option_types(cls) -> dict[str, Any]:
+        """The options' annotated types (what a config value is coerced to)."""
+        import typing
+
+        return typing.get_type_hints(cls.__init__)
+
+    @classmethod
     def check_options(cls, values: dict[str, Any], owner: str | None = None) -> dict[str, Any]:
         """Check options against :attr:`constraints` (and :meth:`_check_more`); return them checked."""
         owner = owner or cls.__name__

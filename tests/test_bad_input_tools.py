@@ -26,8 +26,8 @@ EXPORT = ("export", "genas.export.cli")
 
 SEARCH_TINY = ["--run.progress", "false", "--data.limit", "128", "--data.batch_size", "32", "--supernet.options.channels", "4",
                "--supernet.options.layers", "1", "--differentiable.epochs", "1"]  # fmt: skip
-RETRAIN_TINY = ["--run.progress", "false", "--data.limit", "100", "--data.batch_size", "32", "--model.channels", "4",
-                "--model.layers", "1", "--retrain.epochs", "1"]  # fmt: skip
+RETRAIN_TINY = ["--run.progress", "false", "--data.limit", "100", "--data.batch_size", "32", "--model.options.channels", "4",
+                "--model.options.layers", "1", "--retrain.epochs", "1"]  # fmt: skip
 TINY = {"search_darts": SEARCH_TINY, "retrain": RETRAIN_TINY, "export": []}
 
 DARTS = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
@@ -146,18 +146,18 @@ def cases(f, tiny_run, retrain_run, search_run):
         # ---- retrain.py --------------------------------------------------------------------
         # unknown names
         (RETRAIN, ["--arch", NB, "--retrain.epoch", "3"], "Did you mean 'retrain.epochs'"),
-        (RETRAIN, ["--arch", NB, "--model.network", "resnet"], "The 'network' parameter of model must be"),
+        (RETRAIN, ["--arch", NB, "--model.network", "resnet"], "unknown network 'resnet'. Did you mean"),
         (RETRAIN, ["--arch", NB, "--data.dataset", "digitz"], "Did you mean 'digits'"),
         # wrong types and ranges, options of another network
         (RETRAIN, ["--arch", NB, "--retrain.epochs", "0"], "The 'epochs' parameter of retrain must be"),
         (RETRAIN, ["--arch", NB, "--retrain.lr", "nan"], "retrain.lr"),
-        (RETRAIN, ["--arch", NB, "--model.channels", "four"], "'model.channels'"),
+        (RETRAIN, ["--arch", NB, "--model.options.channels", "four"], "'model.options.channels'"),
         (RETRAIN, ["--arch", NB, "--max-steps", "0"], "--max-steps must be a positive number of steps"),
         (RETRAIN, ["--arch", NB, "--retrain.drop_path", "0.2"], "retrain.drop_path 0.2 applies to DARTS networks"),
-        (RETRAIN, ["--arch", NB, "--model.auxiliary", "true"], "model.auxiliary applies to DARTS networks, not to nb201"),
-        (RETRAIN, ["--arch", NB, "--model.stem_multiplier", "2"], "model.stem_multiplier applies to DARTS networks"),
-        (RETRAIN, ["--arch", DARTS, "--model.network", "darts_imagenet", "--model.geometry", "dense"],
-         "model.geometry applies to the darts (CIFAR) network, not to darts_imagenet"),
+        (RETRAIN, ["--arch", NB, "--model.options.auxiliary", "true"], "model.options.auxiliary applies to DARTS networks, not to nb201"),
+        (RETRAIN, ["--arch", NB, "--model.options.stem_multiplier", "2"], "model.options.stem_multiplier applies to DARTS networks"),
+        (RETRAIN, ["--arch", DARTS, "--model.network", "darts_imagenet", "--model.options.geometry", "dense"],
+         "network 'darts_imagenet' takes no option 'geometry'"),
         # malformed architectures, strings and best_arch.json of either space
         (RETRAIN, ["--arch", NB_NO_BAR], "the leading '|' is missing"),
         (RETRAIN, ["--arch", NB.replace("+|skip", "+skip")], "node 3's leading '|' is missing"),
@@ -187,7 +187,7 @@ def cases(f, tiny_run, retrain_run, search_run):
         (RETRAIN, ["--arch", NB, "--inherit", retrain_run], "is a retrain run (tools/retrain.py), not a supernet run"),
         (RETRAIN, ["--arch", NB, "--inherit", search_run], "is a differentiable search run (tools/search_darts.py)"),
         (RETRAIN, ["--arch", DARTS, "--inherit", tiny_run], "is a 'nb201' supernet; network 'darts' builds 'darts'"),
-        (RETRAIN, ["--arch", NB, "--inherit", tiny_run, "--model.channels", "16"], "has channels 4 but the network asks"),
+        (RETRAIN, ["--arch", NB, "--inherit", tiny_run, "--model.options.channels", "16"], "has channels 4 but the network asks"),
         # resumes of what is not a retrain run
         (RETRAIN, ["--resume", search_run], f"{search_run} is a differentiable search run (tools/search_darts.py), not a "
                                             "retrain run"),
@@ -200,16 +200,16 @@ def cases(f, tiny_run, retrain_run, search_run):
         # ---- export.py ---------------------------------------------------------------------
         # unknown names, wrong types and ranges
         (EXPORT, ["--arch", NB, "--format", "tflite"], "invalid choice: 'tflite'"),
-        (EXPORT, ["--arch", NB, "--model.chanels", "4"], "Did you mean 'model.channels'"),
-        (EXPORT, ["--arch", NB, "--model.network", "resnet"], "The 'network' parameter of model must be"),
+        (EXPORT, ["--arch", NB, "--model.chanels", "4"], "Did you mean 'model.options.channels'"),
+        (EXPORT, ["--arch", NB, "--model.network", "resnet"], "unknown network 'resnet'. Did you mean"),
         (EXPORT, ["--arch", NB, "--image-size", "0"], "--image-size must be a positive int"),
         (EXPORT, ["--arch", NB, "--num-classes", "ten"], "invalid int value: 'ten'"),
-        (EXPORT, ["--arch", NB, "--model.layers", "-1"], "The 'layers' parameter of model must be"),
+        (EXPORT, ["--arch", NB, "--model.options.layers", "-1"], "The 'layers' parameter of model must be"),
         (EXPORT, ["--arch", NB, "--atol", "-1"], "--atol must be a finite float >= 0"),
         (EXPORT, ["--arch", NB, "--atol", "nan"], "--atol must be a finite float >= 0"),
-        (EXPORT, ["--arch", NB, "--model.auxiliary", "true"], "model.auxiliary applies to DARTS networks, not to nb201"),
-        (EXPORT, ["--arch", NB, "--model.stem_multiplier", "2"], "model.stem_multiplier applies to DARTS networks"),
-        (EXPORT, ["--arch", NB, "--model.pool_bn", "true", "--check"], "model.pool_bn applies to DARTS networks"),
+        (EXPORT, ["--arch", NB, "--model.options.auxiliary", "true"], "model.options.auxiliary applies to DARTS networks, not to nb201"),
+        (EXPORT, ["--arch", NB, "--model.options.stem_multiplier", "2"], "model.options.stem_multiplier applies to DARTS networks"),
+        (EXPORT, ["--arch", NB, "--model.options.pool_bn", "true", "--check"], "model.options.pool_bn applies to DARTS networks"),
         # malformed architectures
         (EXPORT, ["--arch", NB_NO_BAR], "the leading '|' is missing"),
         (EXPORT, ["--arch", NB_NO_BAR, "--check"], "the leading '|' is missing"),
@@ -226,7 +226,7 @@ def cases(f, tiny_run, retrain_run, search_run):
         (EXPORT, ["--checkpoint", f / "foreign_hparams.pt"], "hparams ['width'] are not arguments of network 'nb201'"),
         (EXPORT, ["--checkpoint", rt_last], f"is a training checkpoint of retrain run {retrain_run}, not a network "
                                             f"checkpoint; its network checkpoint is {rt_model}"),
-        (EXPORT, ["--checkpoint", rt_model, "--model.channels", "36"], "model.channels 36 differs from --checkpoint"),
+        (EXPORT, ["--checkpoint", rt_model, "--model.options.channels", "36"], "model.options.channels 36 differs from --checkpoint"),
         (EXPORT, ["--checkpoint", rt_model, "--num-classes", "3"], "--num-classes 3 differs from --checkpoint"),
         (EXPORT, ["--checkpoint", rt_model, "--model.network", "darts"], "holds a 'nb201' network; model.network is 'darts'"),
         (EXPORT, ["--checkpoint", rt_model, "--arch", NB], "drop --arch / --inherit"),
@@ -235,7 +235,7 @@ def cases(f, tiny_run, retrain_run, search_run):
         (EXPORT, ["--arch", NB, "--inherit", retrain_run, "--check"], "is a retrain run"),
         (EXPORT, ["--arch", NB, "--inherit", search_run], "is a differentiable search run"),
         (EXPORT, ["--arch", NB, "--inherit", f / "broken_run"], "is corrupt or unreadable"),
-        (EXPORT, ["--arch", NB, "--inherit", tiny_run, "--model.channels", "16"], "has channels 4 but the network asks"),
+        (EXPORT, ["--arch", NB, "--inherit", tiny_run, "--model.options.channels", "16"], "has channels 4 but the network asks"),
         # outputs that cannot be written
         (EXPORT, ["--arch", NB, "--out", f / "a_dir"], "is a directory; give a file name"),
         (EXPORT, ["--arch", NB, "--out", f / "a_file" / "m.pt"], "is not a directory"),

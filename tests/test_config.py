@@ -244,3 +244,25 @@ def test_the_supernet_in_the_one_shape_and_its_old_spelling_with_one_warning_lin
         load_config(None, ["--supernet.options.stem_multiplier", "3"])
     with pytest.raises(ConfigError, match=r"The 'stem' parameter of supernet must be one of \{'cifar', 'imagenet'\}"):
         load_config(None, ["--supernet.space", "darts", "--supernet.options.stem", "mobile"])
+
+
+def test_the_model_section_in_the_one_shape_and_its_old_spelling():
+    """``model.network`` + ``model.options`` (the network class's own table); unset network: any network's
+    options, checked again once the architecture names the network; ``--model.channels`` warns once."""
+    import genas.export.config  # noqa: F401  (registers the model section)
+    from genas.errors import GenasDeprecationWarning
+
+    cfg = load_config("retrain_darts_cifar10", ["--model.arch", "a.json"])
+    assert cfg.model.to_dict() == {"network": "darts", "options": {"channels": 36, "layers": 20, "auxiliary": True},
+                                   "arch": "a.json", "inherit": None, "inherit_checkpoint": "last"}  # fmt: skip
+    assert (cfg.model.channels, cfg.model.affine, cfg.model.network_kwargs()["layers"]) == (36, None, 20)
+    unset = load_config(None, ["--model.options.auxiliary", "true"])  # network from the architecture, later
+    assert unset.model.network is None and unset.model.auxiliary is True
+    with pytest.raises(ConfigError, match="model.options.auxiliary applies to DARTS networks, not to nb201"):
+        genas.export.config.check_model_options(unset.model, "nb201")
+    with pytest.raises(ConfigError, match=r"takes no option 'chanels'.*Did you mean 'model.options.channels'"):
+        load_config(None, ["--model.options.chanels", "4"])
+    genas.errors._WARNED.discard("model.layers (--model.layers)")
+    with pytest.warns(GenasDeprecationWarning, match=r"model.layers .* write model.options.layers"):
+        old = load_config(None, ["--model.network", "nb201", "--model.layers", "2"])
+    assert old.model.options == {"layers": 2}

@@ -54,8 +54,8 @@ STREAM = [  # an ImageFolder the test writes, decoded by 2 workers a rank with t
 
 RETRAIN = [  # DDP retraining with an EMA of the weights and the lr scaled to the global batch: 4 steps a rank and epoch;
     # node 2's conv is a dead edge (node 3 reads node 2 through none), whose weights get no gradient under DDP
-    "--arch", "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|none~2|", "--model.channels", "4",
-    "--model.layers", "1", "--retrain.epochs", "2", "--data.limit", "128", "--data.batch_size", "16",
+    "--arch", "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|none~2|", "--model.options.channels", "4",
+    "--model.options.layers", "1", "--retrain.epochs", "2", "--data.limit", "128", "--data.batch_size", "16",
     "--retrain.ema_decay", "0.9", "--retrain.lr_reference_batch", "16", "--run.checkpoint_steps", "1",
     "--run.device", "cpu", "--run.progress", "false",
 ]  # fmt: skip

@@ -126,10 +126,10 @@ def test_bad_backbone_options_name_the_value_and_what_is_allowed():
 def test_export_cli_says_in_one_line_what_output_stride_and_geometry_allow(capsys):
     from genas.export.cli import main
 
-    code = run_cli(main, ["--arch", NB201, "--model.output_stride", "8", "--format", "pt", "--out", "/nonexistent/x.pt"])
+    code = run_cli(main, ["--arch", NB201, "--model.options.output_stride", "8", "--format", "pt", "--out", "/nonexistent/x.pt"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "output_stride must be one of [1, 2, 4]" in err
-    code = run_cli(main, ["--arch", NB201, "--model.geometry", "wide", "--check"])
+    code = run_cli(main, ["--arch", NB201, "--model.options.geometry", "wide", "--check"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "geometry" in err and "'dense'" in err
 

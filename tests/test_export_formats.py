@@ -66,7 +66,7 @@ def test_export_command_writes_checked_onnx_with_the_default_exporter(tmp_path, 
     import onnx
 
     out = tmp_path / "sub" / "m.onnx"
-    args = ["--arch", DARTS_V2, "--model.channels", "4", "--model.layers", "5", "--model.auxiliary", "true",
+    args = ["--arch", DARTS_V2, "--model.options.channels", "4", "--model.options.layers", "5", "--model.options.auxiliary", "true",
             "--image-size", "16", "--out", str(out)]  # fmt: skip
     assert run_cli(export_main, args) == 0  # dynamo (torch's default exporter), checked on batches 1 and 3
     assert "max |diff|" in capsys.readouterr().out
@@ -80,7 +80,7 @@ BAD = [
      "normal cell: a Genotype lists 8 (op, input) pairs, got 7"),
     (["--arch", "[" + ", ".join(["4"] * 28) + "]"], "normal cell / node 3: 3 non-none inputs"),
     (["--arch", DARTS_V2, "--inherit", "TINY_RUN"], "is a 'nb201' supernet; network 'darts' builds 'darts' architectures"),
-    (["--arch", NB201, "--inherit", "TINY_RUN", "--model.channels", "16"], "has channels 4 but the network asks for channels 16"),
+    (["--arch", NB201, "--inherit", "TINY_RUN", "--model.options.channels", "16"], "has channels 4 but the network asks for channels 16"),
     (["--arch", NB201, "--out", "FILE/m.onnx"], "is not a directory"),
     (["--arch", NB201, "--out", "TMP/new/"], "is a directory; give a file name"),
     (["--arch", NB201, "--inherit", "TMP"], "holds no supernet run (no config.yaml)"),
@@ -114,7 +114,7 @@ def test_a_write_that_fails_late_is_one_line_exit_2_and_leaves_nothing(tmp_path,
     monkeypatch.setattr(genas.io.tempfile, "mkstemp", read_only)
     for fmt in ("torchscript", "pt"):
         out = tmp_path / f"m.{fmt}"
-        args = ["--arch", NB201, "--model.channels", "4", "--model.layers", "1", "--format", fmt, "--out", str(out)]
+        args = ["--arch", NB201, "--model.options.channels", "4", "--model.options.layers", "1", "--format", fmt, "--out", str(out)]
         assert run_cli(export_main, args) == 2
         err = capsys.readouterr().err
         assert err == f"error: cannot write --out {out}: Read-only file system\n"
@@ -126,6 +126,6 @@ def test_genas_export_and_retrain_are_commands(tmp_path, capsys):
 
     assert COMMANDS["export"][0] == "genas.export.cli" and COMMANDS["retrain"][0] == "genas.export.retrain_cli"
     out = tmp_path / "net.pt"
-    assert dispatch(["export", "--arch", NB201, "--model.channels", "4", "--model.layers", "1", "--format", "pt",
+    assert dispatch(["export", "--arch", NB201, "--model.options.channels", "4", "--model.options.layers", "1", "--format", "pt",
                      "--out", str(out)]) == 0  # fmt: skip
     assert out.is_file() and f"wrote {out} (genas network checkpoint)" in capsys.readouterr().out

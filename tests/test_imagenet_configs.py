@@ -48,7 +48,7 @@ def test_supernet_search_and_retrain_configs_run_on_an_image_folder(images, tmp_
     # the retraining recipe at 224 px (the auxiliary head needs it) on a narrow, shallow darts_imagenet network
     with pytest.warns(GenasWarning, match="channels_last is off for this CPU run"):  # (torch's CPU crash avoided)
         assert run_cli(retrain, ["--config", "imagenet/retrain_darts", "--arch", str(best), *data, "--data.image_size",
-                                 "224", "--model.channels", "8", "--model.layers", "3", "--retrain.epochs", "2",
+                                 "224", "--model.options.channels", "8", "--model.options.layers", "3", "--retrain.epochs", "2",
                                  "--retrain.warmup_epochs", "1", "--run.name", "rt"]) == 0  # fmt: skip
     rows = list(csv.DictReader(open(tmp_path / "rt" / "metrics.csv")))
     lr0 = 0.5 * 8 / 1024  # lr 0.5 at the reference global batch 1024, scaled to this run's 8; the warm-up epoch ends at it

@@ -35,7 +35,7 @@ DARTS_TINY = [  # 128 training images in batches of 16: 8 steps per epoch, a che
     "--differentiable.lr", "0.05", "--differentiable.architect", "darts", "--run.checkpoint_steps", "2",
 ]  # fmt: skip
 RETRAIN_TINY = [  # 256 images (train + valid) in batches of 32: 8 steps per epoch, a checkpoint every 2
-    "--arch", NB201, "--model.channels", "4", "--model.layers", "1", "--retrain.epochs", "2", "--data.limit", "128",
+    "--arch", NB201, "--model.options.channels", "4", "--model.options.layers", "1", "--retrain.epochs", "2", "--data.limit", "128",
     "--data.batch_size", "32", "--run.checkpoint_steps", "2", "--run.progress", "false", "--run.threads", "1",
 ]  # fmt: skip
 

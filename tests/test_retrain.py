@@ -17,7 +17,7 @@ from genas.config import load_config
 from genas.data import build_data, build_loader, create_dataset
 from tests.test_export_networks import DARTS_V2, NB201
 
-QUICK = ["--model.channels", "8", "--model.layers", "1", "--retrain.epochs", "3"]
+QUICK = ["--model.options.channels", "8", "--model.options.layers", "1", "--retrain.epochs", "3"]
 
 
 def retrain(tmp_path, *args, name="r"):
@@ -49,7 +49,7 @@ def test_short_retrain_on_digits_reaches_90_percent(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_resume_continues_to_the_weights_of_an_uninterrupted_run(tmp_path):
-    opts = ["--arch", DARTS_V2, "--run.progress", "false", "--model.channels", "4", "--model.layers", "3",
+    opts = ["--arch", DARTS_V2, "--run.progress", "false", "--model.options.channels", "4", "--model.options.layers", "3",
             "--retrain.epochs", "2", "--retrain.drop_path", "0.3", "--retrain.cutout", "4", "--data.limit", "200",
             "--data.batch_size", "32", "--data.augment", "flip"]  # fmt: skip
     assert retrain(tmp_path, *opts, name="whole") == 0
@@ -84,7 +84,7 @@ def test_cutout_zeroes_one_clipped_square_and_leaves_the_other_draws_alone():
 
 def test_auxiliary_tower_and_drop_path_train_on_32px(tmp_path):
     args = ["--arch", DARTS_V2, "--data.dataset", "synthetic", "--data.limit", "64", "--data.batch_size", "32",
-            "--model.channels", "4", "--model.layers", "3", "--model.auxiliary", "true", "--retrain.drop_path", "0.2",
+            "--model.options.channels", "4", "--model.options.layers", "3", "--model.options.auxiliary", "true", "--retrain.drop_path", "0.2",
             "--retrain.epochs", "1", "--run.progress", "false"]  # fmt: skip
     assert retrain(tmp_path, *args) == 0
     net = load_network(tmp_path / "r" / "model.pt")
@@ -114,9 +114,9 @@ def _bad_cases(tiny_run, blocker):
         (["--arch", NB201, "--model.network", "darts"], "looks like an NB201 string, not a DARTS architecture"),
         (["--arch", seven], "normal cell: a Genotype lists 8 (op, input) pairs, got 7"),
         (["--arch", DARTS_V2, "--inherit", str(tiny_run)], "is a 'nb201' supernet; network 'darts' builds 'darts' architectures"),
-        (["--arch", NB201, "--inherit", str(tiny_run), "--model.channels", "16"], "has channels 4 but the network asks for channels 16"),
+        (["--arch", NB201, "--inherit", str(tiny_run), "--model.options.channels", "16"], "has channels 4 but the network asks for channels 16"),
         (["--arch", NB201, "--retrain.drop_path", "0.2"], "retrain.drop_path 0.2 applies to DARTS networks"),
-        (["--arch", DARTS_V2, "--model.auxiliary", "true"], "the DARTS auxiliary head needs 32x32"),
+        (["--arch", DARTS_V2, "--model.options.auxiliary", "true"], "the DARTS auxiliary head needs 32x32"),
         (["--arch", NB201, "--run.root", str(blocker)], "is not a directory"),
         ([], "no architecture: give --arch"),
         (["--arch", "missing/best_arch.json"], "no architecture file at missing/best_arch.json"),
@@ -140,7 +140,7 @@ def test_check_reads_the_architecture_and_the_inherit_run_and_writes_nothing(tin
     cases = [(["--arch", "|nor_conv_3x3~0|+|none~0|"], "malformed NB201 string"),
              (["--arch", NB201, "--model.network", "darts"], "looks like an NB201 string, not a DARTS architecture"),
              (["--arch", NB201, "--retrain.drop_path", "0.2"], "applies to DARTS networks"),
-             (["--arch", NB201, "--inherit", str(tiny_run), "--model.channels", "16"], "has channels 4 but the network asks"),
+             (["--arch", NB201, "--inherit", str(tiny_run), "--model.options.channels", "16"], "has channels 4 but the network asks"),
              (["--arch", NB201, "--inherit", str(tmp_path)], "holds no supernet run (no config.yaml)")]  # fmt: skip
     for args, message in cases:
         assert retrain(tmp_path / "runs", *args, "--check") == 2, args

@@ -24,7 +24,9 @@ from torch import nn
 
 from genas.counting import count_flops, count_params
 from genas.errors import ConfigError
+from genas.export.config import GEOMETRIES
 from genas.registry import Registry
+from genas.validation import Boolean, Configurable, Interval, Nullable, OneOf
 from genas.spaces import create_space
 
 __all__ = ["Network", "take_indices", "model_stats", "pretrained_cfg", "check_input_size", "geometry_hparams", "NETWORKS"]
@@ -79,7 +81,7 @@ def take_indices(num_levels: int, indices: int | Sequence[int] | None, owner: st
     return taken, max(taken)
 
 
-class Network(nn.Module, ABC):
+class Network(nn.Module, Configurable, ABC):
     """Base class of the standalone networks.
 
     Subclasses set ``arch``, ``hparams``, ``feature_info``, ``num_features``, ``global_pool``
@@ -89,6 +91,15 @@ class Network(nn.Module, ABC):
     name: ClassVar[str] = ""  # registry name
     space: ClassVar[str] = ""  # the search space its architectures come from
     default_cfg_overrides: ClassVar[dict[str, Any]] = {}
+    #: what the caller passes itself; the other ``__init__`` keywords are the ``model`` section's options
+    #: (``drop_path_rate`` is scheduled by ``retrain.drop_path``)
+    not_options: ClassVar[tuple[str, ...]] = ("arch", "num_classes", "in_chans", "drop_path_rate", "device", "dtype")
+    #: the limits of every network's options (each network takes the ones its ``__init__`` names)
+    constraints: ClassVar[dict[str, Any]] = {
+        "channels": Interval(int, 1, 4096), "layers": Interval(int, 1, 1000), "auxiliary": Boolean(),
+        "affine": Boolean(), "track_running_stats": Boolean(), "stem_multiplier": Interval(int, 1, 64),
+        "pool_bn": Boolean(), "geometry": OneOf(GEOMETRIES), "output_stride": Nullable(Interval(int, 1, 1024)),
+    }  # fmt: skip
 
     arch: Any
     hparams: dict[str, Any]
@@ -227,7 +238,7 @@ def check_input_size(net: Network, image_size: int, train: bool = True) -> None:
             run(x)
     except RuntimeError as exc:
         aux = getattr(net, "auxiliary_head", None) is not None
-        hint = " (the DARTS auxiliary head needs 32x32 CIFAR or 224x224 ImageNet images; set model.auxiliary false)" if aux else ""
+        hint = " (the DARTS auxiliary head needs 32x32 CIFAR or 224x224 ImageNet images; set model.options.auxiliary false)" if aux else ""
         raise ConfigError(
             f"network {net.name} cannot run on {image_size}x{image_size} images{hint}: {str(exc).splitlines()[0]}"
         ) from exc

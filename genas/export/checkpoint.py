@@ -61,9 +61,8 @@ def _check_hparams(path: Path, network: str, hparams: dict[str, Any]) -> None:
     import inspect
 
     from genas.errors import GenasError
-    from genas.export.config import ModelConfig
     from genas.export.registry import NETWORKS
-    from genas.validation import Boolean, Interval, check_params
+    from genas.validation import Interval, check_params
 
     try:
         cls = NETWORKS.get(network)
@@ -74,8 +73,8 @@ def _check_hparams(path: Path, network: str, hparams: dict[str, Any]) -> None:
     if unknown:
         raise CheckpointError(f"network checkpoint {path}: hparams {unknown} are not arguments of network {network!r} "
                               f"(it takes {', '.join(sorted(accepted))}); the file is damaged or from another version")  # fmt: skip
-    constraints = {**ModelConfig.constraints, "num_classes": Interval(int, 0, None), "in_chans": Interval(int, 1, 4096),
-                   "track_running_stats": Boolean(), "drop_path_rate": Interval(float, 0.0, 1.0, "left")}  # fmt: skip
+    constraints = {**cls.constraints, "num_classes": Interval(int, 0, None), "in_chans": Interval(int, 1, 4096),
+                   "drop_path_rate": Interval(float, 0.0, 1.0, "left")}  # fmt: skip
     try:
         check_params(f"network checkpoint {path}", constraints, hparams)
     except GenasError as exc:

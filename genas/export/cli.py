@@ -78,7 +78,7 @@ def _check_against_checkpoint(args: Any, cfg: Any, record: dict[str, Any]) -> No
     if cfg.model.network is not None and cfg.model.network != record["network"]:
         raise ConfigError(f"--checkpoint {path} holds a {record['network']!r} network; model.network is "
                           f"{cfg.model.network!r} (leave it unset)")  # fmt: skip
-    asked = {f"model.{k}": (k, v) for k, v in cfg.model.network_kwargs().items()}
+    asked = {f"model.options.{k}": (k, v) for k, v in cfg.model.network_kwargs().items()}
     asked.update({f"--{k.replace('_', '-')}": (k, getattr(args, k)) for k in ("num_classes", "in_chans") if getattr(args, k)})
     for option, (key, value) in asked.items():
         if value != hp.get(key):

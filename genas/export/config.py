@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from genas.config import Section, config_section
+from genas.sections import PluginSection
 from genas.errors import ConfigError
 from genas.schedule import SCHEDULE_CONSTRAINTS, SGD_CONSTRAINTS
 from genas.validation import Boolean, Interval, Nullable, OneOf, Text
@@ -27,55 +28,92 @@ NETWORK_NAMES = ("darts", "darts_imagenet", "nb201")
 GEOMETRIES = ("cifar", "dense")  # the network geometries of genas.export.geometry (kept here: this module imports no torch)
 
 
+class _FromArchitecture:
+    """``model.network`` unset: the architecture's space picks the network (nb201 / darts) when it is read.
+
+    Until then the options any network takes are accepted, limited by the networks' table, and
+    checked again against the network the architecture resolves to (:func:`check_model_options`).
+    """
+
+    @staticmethod
+    def _networks() -> list[Any]:
+        from genas.export.registry import NETWORKS
+
+        return [NETWORKS.get(n) for n in NETWORKS.list()]
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        return {k: None for net in cls._networks() for k in net.option_defaults()}
+
+    @classmethod
+    def option_types(cls) -> dict[str, Any]:
+        return {k: v for net in cls._networks() for k, v in net.option_types().items()}
+
+    @classmethod
+    def check_options(cls, values: dict[str, Any], owner: str | None = None) -> dict[str, Any]:
+        return cls._networks()[0].check_options(values, owner)  # one table for every network (Network.constraints)
+
+
 @config_section("model")
-@dataclass
-class ModelConfig(Section):
-    """The standalone network (``None`` keeps the network's default, or the inherited supernet's value)."""
+class ModelConfig(PluginSection):
+    """The standalone network and where it comes from: ``network`` plus ``options``, and ``arch`` / ``inherit``.
 
-    arch: Any = None  # best_arch.json, an NB201 string, a DARTS Genotype, its JSON or 28 genes
-    network: str | None = None  # nb201 | darts | darts_imagenet; None: the architecture space's (nb201 / darts)
-    channels: int | None = None  # C (nb201 16, darts 36, darts_imagenet 48)
-    layers: int | None = None  # nb201: cells per stage (5); darts: total cells (20; darts_imagenet 14)
-    auxiliary: bool | None = None  # DARTS auxiliary tower (its loss weight: retrain.aux_weight)
-    affine: bool | None = None  # learnable BN affine parameters in the cells (True)
-    stem_multiplier: int | None = None  # darts only (3)
-    pool_bn: bool | None = None  # darts: the supernet's pooling op (pool + BN); --inherit sets it
-    geometry: str | None = None  # nb201 / darts: cifar (levels at strides 1/2/4) | dense (4/8/16/32), genas.export.geometry
-    output_stride: int | None = None  # dilate the stages deeper than this stride (DeepLabV3: 8 or 16); None: none
-    inherit: str | None = None  # a supernet run directory whose weights the network starts from
-    inherit_checkpoint: str = "last"  # which checkpoint of that run
+    The options are the network class's own (``channels``, ``layers``, ``affine``,
+    ``track_running_stats``, ``geometry``, ``output_stride``; DARTS also ``auxiliary``,
+    ``stem_multiplier``, ``pool_bn``), limited by its ``constraints`` table; unset ones keep the
+    network's default or the inherited supernet's value.  ``network`` unset: the architecture's
+    space's (nb201 / darts).  ``--model.options.channels 36`` (the spelling before ``options.``) still works
+    for one release, with a one-line deprecation warning.
 
-    constraints: ClassVar[dict[str, Any]] = {
-        "network": Nullable(OneOf(NETWORK_NAMES)), "channels": Nullable(Interval(int, 1, 4096)),
-        "layers": Nullable(Interval(int, 1, 1000)), "auxiliary": Nullable(Boolean()), "affine": Nullable(Boolean()),
-        "stem_multiplier": Nullable(Interval(int, 1, 64)), "pool_bn": Nullable(Boolean()), "inherit": Nullable(Text()),
-        "geometry": Nullable(OneOf(GEOMETRIES)), "output_stride": Nullable(Interval(int, 1, 1024)),
-        "inherit_checkpoint": Text(),
+    Args:
+        network: nb201 | darts | darts_imagenet (a registered network), or None.
+        arch: best_arch.json, an NB201 string, a DARTS Genotype, its JSON or 28 genes.
+        inherit: A supernet run directory whose weights the network starts from.
+        inherit_checkpoint: Which checkpoint of that run.
+        options: The network's own options.
+    """
+
+    choice: ClassVar[str] = "network"
+    default: ClassVar[Any] = None
+    kind: ClassVar[str] = "network"
+    record_defaults: ClassVar[bool] = False
+    example: ClassVar[str] = "{channels: 36, layers: 20}"
+    common: ClassVar[dict[str, tuple[Any, Any, Any]]] = {
+        "arch": (None, Any, None), "inherit": (None, str | None, Nullable(Text())),
+        "inherit_checkpoint": ("last", str, Text()),
     }  # fmt: skip
 
+    @classmethod
+    def plugin(cls, name: str | None) -> Any:
+        if name is None:
+            return _FromArchitecture
+        from genas.export.registry import NETWORKS
+
+        return NETWORKS.get(name)
+
     def network_kwargs(self) -> dict[str, Any]:
-        """The set network arguments (unset ones keep the network's defaults)."""
-        keys = ("channels", "layers", "auxiliary", "affine", "stem_multiplier", "pool_bn", "geometry", "output_stride")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        """The set network options (unset ones keep the network's defaults)."""
+        return dict(self.options)
 
 
 def check_model_options(model: ModelConfig, network: str) -> None:
     """Refuse the ``model`` options that ``network`` has no argument for (retrain and export share this).
 
     Example:
-        >>> check_model_options(ModelConfig(auxiliary=True), "nb201")
+        >>> check_model_options(ModelConfig(options={"auxiliary": True}), "nb201")
         Traceback (most recent call last):
         ...
-        genas.errors.ConfigError: model.auxiliary applies to DARTS networks, not to nb201 (leave it unset)
+        genas.errors.ConfigError: model.options.auxiliary applies to DARTS networks, not to nb201 (leave it unset)
     """
     if network == "nb201":
         for key in ("auxiliary", "stem_multiplier", "pool_bn"):
-            if getattr(model, key) is not None:
-                raise ConfigError(f"model.{key} applies to DARTS networks, not to nb201 (leave it unset)")
+            if model.options.get(key) is not None:
+                raise ConfigError(f"model.options.{key} applies to DARTS networks, not to nb201 (leave it unset)")
     if network == "darts_imagenet":
         for key, why in (("stem_multiplier", "its ImageNet stem is fixed"), ("geometry", "its stem has stride 8")):
-            if getattr(model, key) is not None:
-                raise ConfigError(f"model.{key} applies to the darts (CIFAR) network, not to darts_imagenet ({why})")
+            if model.options.get(key) is not None:
+                raise ConfigError(f"model.options.{key} applies to the darts (CIFAR) network, not to darts_imagenet ({why})")
+    model.plugin(network).check_options(model.network_kwargs(), owner="model")
 
 
 @config_section("retrain")
@@ -95,7 +133,7 @@ class RetrainConfig(Section):
     label_smoothing: float = 0.0  # ImageNet: 0.1
     lr_reference_batch: int | None = None  # lr is for this global batch; scaled linearly to the actual one (None: as is)
     ema_decay: float | None = None  # keep an EMA of the weights with this decay (e.g. 0.9998), evaluated each epoch
-    aux_weight: float = 0.4  # weight of the auxiliary tower's loss (model.auxiliary)
+    aux_weight: float = 0.4  # weight of the auxiliary tower's loss (model.options.auxiliary)
     drop_path: float = 0.0  # DARTS drop-path probability, raised linearly from 0 over the epochs
     cutout: int = 0  # cutout side in pixels after the data augmentation (DARTS: 16); 0: none
     train_on: str = "train+valid"  # train+valid: the full official training set; train: hold valid out

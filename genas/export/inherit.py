@@ -43,7 +43,7 @@ def _network_kwargs(hp: dict[str, Any], network: str, overrides: dict[str, Any],
         if want is not None and want != hp[sn_key]:
             raise ConfigError(
                 f"{source} has {sn_key} {hp[sn_key]!r} but the network asks for {key} {want!r}; "
-                f"leave model.{key} unset to take the supernet's"
+                f"leave model.options.{key} unset to take the supernet's"
             )
         kwargs[key] = hp[sn_key]
     if network in ("darts", "darts_imagenet"):

@@ -156,7 +156,7 @@ def retrain_from_config(cfg: Config, resume_dir: str | None = None, max_steps: i
     cfg.model.arch, cfg.model.network = str(arch), network  # the resolved network: a resume rebuilds it alone
     for key in ("channels", "layers", "auxiliary", "affine", "stem_multiplier", "pool_bn"):
         if key in net.hparams:
-            setattr(cfg.model, key, net.hparams[key])
+            cfg.model.options[key] = net.hparams[key]
     trainer = Retrainer(net, loader, eval_loaders, cfg.retrain, rt.device, run=run, seed=cfg.run.seed,
                         checkpoint_every=cfg.run.checkpoint_every, progress=cfg.run.progress,
                         extra_state={"config": cfg.to_dict()}, checkpoint_steps=cfg.run.checkpoint_steps, dist=rt.dist)  # fmt: skip
