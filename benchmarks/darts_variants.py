@@ -50,7 +50,7 @@ def run_one(args: argparse.Namespace, variant: str, architect: str, seed: int) -
     out = Path(args.root) / name
     cmd = [
         sys.executable, str(REPO / "tools" / "search_darts.py"), "--config", "a2m_nb201",
-        "--data.root", args.data_root, "--data.limit", str(args.limit), "--supernet.options.channels", str(args.channels),
+        "--data.options.root", args.data_root, "--data.limit", str(args.limit), "--supernet.options.channels", str(args.channels),
         "--supernet.options.layers", str(args.layers), "--differentiable.epochs", str(args.epochs),
         "--differentiable.arch_lr", str(args.arch_lr), "--differentiable.eval_batches", "4",
         "--differentiable.patience", "null", "--architect", architect, "--table", args.table,

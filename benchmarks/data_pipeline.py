@@ -114,7 +114,7 @@ def data_wait_share(root: Path, workers: int, epochs: int, channels: int = 16, l
     from supernet.cli import main as train
 
     out = root / "runs"
-    args = ["--data.dataset", "imagefolder", "--data.root", str(root), "--data.image_size", "224", "--data.workers",
+    args = ["--data.dataset", "imagefolder", "--data.options.root", str(root), "--data.options.image_size", "224", "--data.options.workers",
             str(workers), "--data.batch_size", "16", "--data.valid_fraction", "0.1", "--supernet.space", "darts",
             "--supernet.options.stem", "imagenet", "--supernet.options.channels", str(channels), "--supernet.options.layers", str(layers),
             "--train.epochs", str(epochs), "--run.root", str(out), "--run.name", f"w{workers}-c{channels}",

@@ -10,8 +10,8 @@ CIFAR images):
         --split nb201 --valid 2048 --test 1 --out .carry/c10_nb201.npz.xz
     python benchmarks/pack_split.py unpack .carry/c10_nb201.npz.xz /tmp/c10_nb201.npz   # on the remote side
 
-A run trained on the unpacked file (``--data.root /tmp/c10_nb201.npz``) sees the same training
-images as one trained on the full arrays with ``--data.split nb201``.
+A run trained on the unpacked file (``--data.options.root /tmp/c10_nb201.npz``) sees the same training
+images as one trained on the full arrays with ``--data.options.split nb201``.
 """
 
 from __future__ import annotations

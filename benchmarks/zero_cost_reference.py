@@ -77,7 +77,7 @@ def main() -> int:
     from scorers import ScoringContext, create_scorer
 
     torch.set_num_threads(1)
-    ctx = ScoringContext.for_data(DataConfig(dataset="cifar10", root=args.data_root), "nb201", seed=0)
+    ctx = ScoringContext.for_data(DataConfig(dataset="cifar10", options={"root": args.data_root}), "nb201", seed=0)
     x, y = ctx.fresh.images(64, "reference check")
     worst = 0.0
     for arch in args.archs:

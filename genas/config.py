@@ -22,18 +22,17 @@ Example:
 from __future__ import annotations
 
 import copy
-import dataclasses
-import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 import yaml
 
 from genas.errors import ConfigError
-from genas.parsing import coerce, parse_scalar, split_overrides, yaml_load
-from genas.registry import Registry, suggest
-from genas.validation import Boolean, Interval, Nullable, OneOf, Text, check_params
+from genas.parsing import split_overrides, yaml_load
+from genas.registry import suggest
+from genas.sections import _ORDER, SECTIONS, PluginSection, Section, config_section, set_options
+from genas.validation import Boolean, Interval, Nullable, OneOf, Text
 
 __all__ = [
     "Config", "Section", "SECTIONS", "config_section", "set_options", "RunConfig", "DataConfig",
@@ -43,7 +42,6 @@ __all__ = [
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 MAX_NAME = 200  # characters of a run / output directory name (file systems allow 255 bytes)
 
-SECTIONS: Registry[type["Section"]] = Registry("config section")
 
 #: The sections of genas's own stages, by name -> the package that declares it.  Names only: the
 #: classes live with their stages.  A config file may hold any of them whichever command reads it
@@ -55,87 +53,6 @@ STAGE_SECTIONS = {
     "model": "genas.export",
     "retrain": "genas.export",
 }  # fmt: skip
-_ORDER: list[str] = []  # registration order: the core's sections, then each stage's as it is imported
-
-
-def config_section(name: str) -> Callable[[type[Section]], type[Section]]:
-    """Register a :class:`Section` dataclass as config section ``name`` (decorator)."""
-
-    def deco(cls: type[Section]) -> type[Section]:
-        cls.name = name
-        SECTIONS.register(name, overwrite=True)(cls)
-        if name not in _ORDER:
-            _ORDER.append(name)
-        return cls
-
-    return deco
-
-
-class Section:
-    """Base of every config section: a dataclass whose ``constraints`` table is checked by :meth:`validate`.
-
-    Subclasses are ``@dataclass``es decorated with :func:`config_section`; they may override
-    :meth:`check` for what a table cannot say (names looked up in a registry, cross-section rules).
-    """
-
-    name: ClassVar[str] = ""
-    constraints: ClassVar[dict[str, Any]] = {}
-
-    def keys(self) -> list[str]:
-        """The keys this section takes."""
-        return [f.name for f in dataclasses.fields(self)]  # type: ignore[arg-type]
-
-    def set(self, key: str, value: Any, from_cli: bool) -> None:
-        """Set ``key`` (``"lr"`` or, for a mapping field, ``"options.gamma"``) from YAML or CLI text."""
-        hints = typing.get_type_hints(type(self))
-        field_name, _, sub = key.partition(".")
-        if field_name not in self.keys():
-            full = [f"{self.name}.{k}" for k in self.keys()]
-            raise ConfigError(f"unknown config key {self.name + '.' + key!r}.{suggest(f'{self.name}.{key}', full)} "
-                              f"Keys of {self.name!r}: {', '.join(sorted(self.keys()))}")  # fmt: skip
-        tp = hints[field_name]
-        if sub:  # --score.options.gamma 16 -> a key inside a dict field
-            if typing.get_origin(tp) is not dict:
-                raise ConfigError(f"config key {self.name}.{field_name!r} is not a mapping; cannot set {self.name}.{key!r}")
-            getattr(self, field_name)[sub] = parse_scalar(value) if from_cli and isinstance(value, str) else value
-            return
-        if from_cli and isinstance(value, str) and typing.get_origin(tp) not in (list, dict) and tp is not str:
-            value = parse_scalar(value)
-        setattr(self, field_name, coerce(value, tp, f"{self.name}.{key}"))
-
-    def validate(self) -> Section:
-        """Check the constraints table, then :meth:`check`; return ``self``."""
-        checked = check_params(self.name, self.constraints, {k: getattr(self, k) for k in self.constraints})
-        for k, v in checked.items():
-            setattr(self, k, v)
-        self.check()
-        return self
-
-    def check(self) -> None:
-        """Checks beyond the table (default: none)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
-
-
-def set_options(owner: str, field: str, key: str, value: Any, from_cli: bool,
-                set_one: Callable[[str, Any, bool], None], example: str) -> bool:  # fmt: skip
-    """Set ``<owner>.<field>`` (a plugin's options mapping) or ``<owner>.<field>.<name>``; False for another key.
-
-    The one way every "name plus options" config key is read (``search.options``,
-    ``differentiable.architect_options``, ``variants.options``): a mapping is set item by item
-    through ``set_one(name, value, from_cli)``, which checks the name against the plugin's own options.
-    """
-    if key == field:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{owner}.{field} must be a mapping, e.g. {example}. Got {value!r} instead.")
-        for name, item in value.items():
-            set_one(str(name), item, from_cli)
-        return True
-    if key.startswith(field + "."):
-        set_one(key[len(field) + 1:], value, from_cli)
-        return True
-    return False
 
 
 # ---- the core's sections ------------------------------------------------------------------------
@@ -178,42 +95,56 @@ class RunConfig(Section):
 
 
 @config_section("data")
-@dataclass
-class DataConfig(Section):
-    """Dataset and loader options."""
+class DataConfig(PluginSection):
+    """The dataset and its options (``dataset`` plus ``options``), and how its splits are cut and batched.
 
-    dataset: str = "digits"
-    root: str | None = None
-    split: str = "default"  # default | nb201 (25k/25k halves of the CIFAR training set)
-    download: bool = False
-    batch_size: int = 64
-    eval_batch_size: int = 256
-    limit: int | None = None  # cap on training samples, for quick runs
-    valid_fraction: float | None = None
-    augment: str | None = None  # None: the dataset's default
-    random_labels: bool = False  # RLNAS: fixed seeded random labels
-    image_size: int | None = None  # streaming datasets (imagefolder, wds): the crop side (None: 224)
-    workers: int = 4  # streaming datasets: DataLoader worker processes per rank that decode and augment
-    on_error: str = "skip"  # streaming datasets: an undecodable image is skipped and counted, or raises
+    The options are the dataset's own (:func:`genas.data.base.dataset_options`): ``root`` (datasets
+    with files), ``split`` (``nb201``: the 25k / 25k halves of the CIFAR training set), ``download``
+    (CIFAR), and ``image_size``, ``workers``, ``on_error`` (the streaming ``imagefolder`` / ``wds``).
+    The other keys apply to every dataset.  ``--data.root DIR`` (the spelling before ``options.``)
+    still works for one release, with a one-line deprecation warning.
 
-    constraints: ClassVar[dict[str, Any]] = {
-        "split": OneOf(("default", "nb201")), "download": Boolean(), "batch_size": Interval(int, 1, 1_000_000),
-        "eval_batch_size": Interval(int, 1, 1_000_000), "limit": Nullable(Interval(int, 1)),
-        "valid_fraction": Nullable(Interval(float, 0.0, 1.0, "neither")), "random_labels": Boolean(),
-        "image_size": Nullable(Interval(int, 8, 4096)), "workers": Interval(int, 0, 256),
-        "on_error": OneOf(("skip", "raise")),
+    Args:
+        dataset: A registered dataset (``digits``, the default, needs no files).
+        options: The dataset's own options.
+        batch_size: Training batch per process.
+        eval_batch_size: Evaluation batch.
+        limit: Cap on the samples of every split, for quick runs.
+        valid_fraction: Share of the training set held out as ``valid`` (None: the dataset's default).
+        augment: Training augmentation (None: the dataset's default).
+        random_labels: RLNAS: fixed seeded random labels.
+    """
+
+    choice: ClassVar[str] = "dataset"
+    default: ClassVar[str] = "digits"
+    kind: ClassVar[str] = "dataset"
+    record_defaults: ClassVar[bool] = False
+    example: ClassVar[str] = "{root: /data/cifar10, split: nb201}"
+    legacy_defaults: ClassVar[dict[str, Any]] = {"split": "default", "download": False, "workers": 4, "on_error": "skip"}
+    common: ClassVar[dict[str, tuple[Any, Any, Any]]] = {
+        "batch_size": (64, int, Interval(int, 1, 1_000_000)), "eval_batch_size": (256, int, Interval(int, 1, 1_000_000)),
+        "limit": (None, int | None, Nullable(Interval(int, 1))),
+        "valid_fraction": (None, float | None, Nullable(Interval(float, 0.0, 1.0, "neither"))),
+        "augment": (None, str | None, None), "random_labels": (False, bool, Boolean()),
     }  # fmt: skip
+
+    @classmethod
+    def plugin(cls, name: str) -> Any:
+        from genas.data.base import dataset_options
+
+        return dataset_options(name)
+
+    def dataset_kwargs(self) -> dict[str, Any]:
+        """Every option of the dataset: what was set, over its defaults."""
+        return {**self.chosen.option_defaults(), **self.options}
 
     def check(self) -> None:
         from genas.data.base import AUGMENTATIONS, DATASETS
         from genas.data.stream import STREAM_AUGMENTATIONS
 
-        stream = DATASETS.entry(self.dataset).meta.get("stream", False)  # an unknown name fails here, with a suggestion
+        stream = DATASETS.entry(self.dataset).meta.get("stream", False)
         if self.augment is not None:
             OneOf(tuple(STREAM_AUGMENTATIONS if stream else AUGMENTATIONS)).check(self.augment, "augment", "data", {})
-        if self.image_size is not None and not stream:
-            raise ConfigError(f"The 'image_size' parameter of data applies only to the streaming datasets (imagefolder, "
-                              f"wds); {self.dataset} images have their own size. Got {self.image_size} instead.")  # fmt: skip
 
 
 # ---- the whole config ---------------------------------------------------------------------------

@@ -15,15 +15,102 @@ chosen plugin does not take is an error naming the options it does take.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import dataclasses
+import typing
+from typing import Any, Callable, ClassVar
 
-from genas.config import Section, set_options
 from genas.errors import ConfigError
 from genas.parsing import coerce, parse_scalar
-from genas.registry import suggest
+from genas.registry import Registry, suggest
 from genas.validation import check_params
 
-__all__ = ["PluginSection"]
+__all__ = ["Section", "PluginSection", "SECTIONS", "config_section", "set_options"]
+
+SECTIONS: Registry[type["Section"]] = Registry("config section")
+
+_ORDER: list[str] = []  # registration order: the core's sections, then each stage's as it is imported
+
+
+def config_section(name: str) -> Callable[[type[Section]], type[Section]]:
+    """Register a :class:`Section` dataclass as config section ``name`` (decorator)."""
+
+    def deco(cls: type[Section]) -> type[Section]:
+        cls.name = name
+        SECTIONS.register(name, overwrite=True)(cls)
+        if name not in _ORDER:
+            _ORDER.append(name)
+        return cls
+
+    return deco
+
+
+class Section:
+    """Base of every config section: a dataclass whose ``constraints`` table is checked by :meth:`validate`.
+
+    Subclasses are ``@dataclass``es decorated with :func:`config_section`; they may override
+    :meth:`check` for what a table cannot say (names looked up in a registry, cross-section rules).
+    """
+
+    name: ClassVar[str] = ""
+    constraints: ClassVar[dict[str, Any]] = {}
+
+    def keys(self) -> list[str]:
+        """The keys this section takes."""
+        return [f.name for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+
+    def set(self, key: str, value: Any, from_cli: bool) -> None:
+        """Set ``key`` (``"lr"`` or, for a mapping field, ``"options.gamma"``) from YAML or CLI text."""
+        hints = typing.get_type_hints(type(self))
+        field_name, _, sub = key.partition(".")
+        if field_name not in self.keys():
+            full = [f"{self.name}.{k}" for k in self.keys()]
+            raise ConfigError(f"unknown config key {self.name + '.' + key!r}.{suggest(f'{self.name}.{key}', full)} "
+                              f"Keys of {self.name!r}: {', '.join(sorted(self.keys()))}")  # fmt: skip
+        tp = hints[field_name]
+        if sub:  # --score.options.gamma 16 -> a key inside a dict field
+            if typing.get_origin(tp) is not dict:
+                raise ConfigError(f"config key {self.name}.{field_name!r} is not a mapping; cannot set {self.name}.{key!r}")
+            getattr(self, field_name)[sub] = parse_scalar(value) if from_cli and isinstance(value, str) else value
+            return
+        if from_cli and isinstance(value, str) and typing.get_origin(tp) not in (list, dict) and tp is not str:
+            value = parse_scalar(value)
+        setattr(self, field_name, coerce(value, tp, f"{self.name}.{key}"))
+
+    def validate(self) -> Section:
+        """Check the constraints table, then :meth:`check`; return ``self``."""
+        checked = check_params(self.name, self.constraints, {k: getattr(self, k) for k in self.constraints})
+        for k, v in checked.items():
+            setattr(self, k, v)
+        self.check()
+        return self
+
+    def check(self) -> None:
+        """Checks beyond the table (default: none)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+def set_options(owner: str, field: str, key: str, value: Any, from_cli: bool,
+                set_one: Callable[[str, Any, bool], None], example: str) -> bool:  # fmt: skip
+    """Set ``<owner>.<field>`` (a plugin's options mapping) or ``<owner>.<field>.<name>``; False for another key.
+
+    The one way every "name plus options" config key is read (``search.options``,
+    ``differentiable.architect_options``, ``variants.options``): a mapping is set item by item
+    through ``set_one(name, value, from_cli)``, which checks the name against the plugin's own options.
+    """
+    if key == field:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{owner}.{field} must be a mapping, e.g. {example}. Got {value!r} instead.")
+        for name, item in value.items():
+            set_one(str(name), item, from_cli)
+        return True
+    if key.startswith(field + "."):
+        set_one(key[len(field) + 1:], value, from_cli)
+        return True
+    return False
+
+
 
 
 class PluginSection(Section):
@@ -48,6 +135,10 @@ class PluginSection(Section):
     common: ClassVar[dict[str, tuple[Any, Any, Any]]] = {}
     record_defaults: ClassVar[bool] = True
     example: ClassVar[str] = "{name: value}"
+    #: the flat keys of the section's shape before ``options``, with the defaults older records hold;
+    #: such a key at that value is dropped when the chosen plugin does not take it (``split: default``
+    #: in an old ``digits`` run)
+    legacy_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -104,6 +195,8 @@ class PluginSection(Section):
         if value is None and not self.record_defaults:  # an unset key of an older record (nb201's stem: null)
             self.options.pop(key, None)
             return
+        if key in self.legacy_defaults and value == self.legacy_defaults[key] and key not in self.chosen.option_defaults():
+            return  # an older record's default for an option this plugin does not take
         if key in self.chosen.option_defaults():  # the spelling before options.
             from genas.errors import deprecated
 
@@ -136,6 +229,7 @@ class PluginSection(Section):
         table = {k: c for k, (_, _, c) in self.common.items() if c is not None}
         self.__dict__.update(check_params(self.name, table, {k: self.__dict__[k] for k in table}))
         self.chosen.check_options(self.plugin_options(), owner=self.name)
+        self.check()
         return self
 
     def to_dict(self) -> dict[str, Any]:

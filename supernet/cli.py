@@ -3,7 +3,7 @@
 Usage::
 
     python tools/train_supernet.py                                # quickstart: NB201 on digits, CPU, minutes
-    python tools/train_supernet.py --config configs/nb201_cifar10.yaml --data.root /data/cifar
+    python tools/train_supernet.py --config configs/nb201_cifar10.yaml --data.options.root /data/cifar
     python tools/train_supernet.py --train.epochs 5 --run.name try5
     python tools/train_supernet.py --resume                        # continue the run the config names
     python tools/train_supernet.py --resume auto                   # continue it if it exists, else start it
@@ -58,8 +58,8 @@ def train_from_config(cfg: Config, resume_dir: str | None = None, max_steps: int
 
     if max_steps is not None and max_steps < 1:
         raise ConfigError(f"--max-steps must be a positive number of steps. Got {max_steps} instead.")
-    if cfg.data.root:  # recorded absolute, so the run's tools (evolve, rank) find its data from any directory
-        cfg.data.root = str(Path(cfg.data.root).expanduser().absolute())
+    if cfg.data.options.get("root"):  # recorded absolute, so the run's tools (evolve, rank) find its data from anywhere
+        cfg.data.options["root"] = str(Path(cfg.data.options["root"]).expanduser().absolute())
     rt = start_runtime(cfg)
     resume = resume_dir is not None
     root, name = (Path(resume_dir).parent, Path(resume_dir).name) if resume_dir else (cfg.run.root, default_run_name(cfg))

@@ -79,8 +79,8 @@ def cases(files, tiny_run, plugin):
         (TRAIN, ["--config", f / "latin1.yaml"], "not a text (UTF-8) YAML"),
         (TRAIN, ["--config", f / "list.yaml"], "must hold a mapping"),
         (TRAIN, ["--config", f / "a_dir"], "is a directory"),
-        (TRAIN, ["--data.dataset", "npz", "--data.root", f / "random.npz"], "random.npz"),
-        (TRAIN, ["--data.dataset", "npz", "--data.root", f / "a_dir"], "a_dir"),
+        (TRAIN, ["--data.dataset", "npz", "--data.options.root", f / "random.npz"], "random.npz"),
+        (TRAIN, ["--data.dataset", "npz", "--data.options.root", f / "a_dir"], "a_dir"),
         (EVOLVE, ["--config", f / "random.bin", "--supernet", tiny_run], "config file"),
         (RANK, ["--scorer", "nb201", "--table", f / "random.csv"], "random.csv"),
         (RANK, ["--scorer", "nb201", "--table", f / "a_dir"], "a_dir"),
@@ -120,15 +120,15 @@ def cases(files, tiny_run, plugin):
         (LANDSCAPE, ["neighbourhood", "--out", f / "a_file"], "not a directory"),
         (LANDSCAPE, ["path", "--a", "1", "--b", "2", "--out", f / "a_file" / "x"], "is not a directory"),
         # dataset content that cannot work
-        (TRAIN, ["--data.dataset", "npz", "--data.root", f / "neg_labels.npz"], "labels"),
+        (TRAIN, ["--data.dataset", "npz", "--data.options.root", f / "neg_labels.npz"], "labels"),
         (TRAIN, ["--data.batch_size", "5000"], "batch_size"),
         # resumes that must change nothing
         (TRAIN, ["--resume", f / "a_dir"], "holds no run"),
         # npz files zipfile refuses (issue 27): one line naming the file, not BadZipFile
-        (TRAIN, ["--data.dataset", "npz", "--data.root", f / "zip_header.npz"], "zip_header.npz is not a readable npz file"),
-        (TRAIN, ["--data.dataset", "npz", "--data.root", f / "cut.npz"], "cut.npz is not a readable npz file"),
-        (TRAIN, ["--data.dataset", "npz", "--data.root", f / "bad_crc.npz"], "bad_crc.npz is not a readable npz file"),
-        (TRAIN, ["--data.dataset", "cifar10", "--data.root", f / "cut.npz"], "cut.npz is not a readable npz file"),
+        (TRAIN, ["--data.dataset", "npz", "--data.options.root", f / "zip_header.npz"], "zip_header.npz is not a readable npz file"),
+        (TRAIN, ["--data.dataset", "npz", "--data.options.root", f / "cut.npz"], "cut.npz is not a readable npz file"),
+        (TRAIN, ["--data.dataset", "npz", "--data.options.root", f / "bad_crc.npz"], "bad_crc.npz is not a readable npz file"),
+        (TRAIN, ["--data.dataset", "cifar10", "--data.options.root", f / "cut.npz"], "cut.npz is not a readable npz file"),
         # plugin scorers that break the one-score-per-architecture contract: no search folder, no history left
         (EVOLVE, ["--supernet", tiny_run, "--plugin", plugin, "--scorer", "two_columns"], "returned shape (1, 2) for 1"),
         (EVOLVE, ["--supernet", tiny_run, "--plugin", plugin, "--scorer", "one_short"], "returned shape (0,) for 1"),

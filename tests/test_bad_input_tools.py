@@ -135,9 +135,9 @@ def cases(f, tiny_run, retrain_run, search_run):
         (SEARCH, ["--table", f / "missing.csv"], "missing.csv"),
         (SEARCH, ["--config", f / "random.bin"], "config file"),
         (SEARCH, ["--config", f / "list.yaml"], "must hold a mapping"),
-        (SEARCH, ["--data.dataset", "npz", "--data.root", f / "zip_header.npz"], "zip_header.npz is not a readable npz file"),
-        (SEARCH, ["--data.dataset", "cifar10", "--data.root", f / "bad_crc.npz"], "bad_crc.npz is not a readable npz file"),
-        (SEARCH, ["--data.dataset", "npz", "--data.root", f / "a_dir"], "a_dir [data.root]"),
+        (SEARCH, ["--data.dataset", "npz", "--data.options.root", f / "zip_header.npz"], "zip_header.npz is not a readable npz file"),
+        (SEARCH, ["--data.dataset", "cifar10", "--data.options.root", f / "bad_crc.npz"], "bad_crc.npz is not a readable npz file"),
+        (SEARCH, ["--data.dataset", "npz", "--data.options.root", f / "a_dir"], "a_dir [data.options.root]"),
         # paths that cannot be written or resumed
         (SEARCH, ["--run.root", f / "a_file"], "not a directory"),
         (SEARCH, ["--run.root", f / "a_file" / "sub"], "is not a directory"),
@@ -194,7 +194,7 @@ def cases(f, tiny_run, retrain_run, search_run):
         (RETRAIN, ["--resume", tiny_run], "is a supernet training run (tools/train_supernet.py), not a retrain run"),
         (RETRAIN, ["--resume", f / "a_dir"], "holds no run"),
         # data and paths
-        (RETRAIN, ["--arch", NB, "--data.dataset", "npz", "--data.root", f / "cut.npz"], "cut.npz is not a readable npz"),
+        (RETRAIN, ["--arch", NB, "--data.dataset", "npz", "--data.options.root", f / "cut.npz"], "cut.npz is not a readable npz"),
         (RETRAIN, ["--arch", NB, "--run.root", f / "a_file"], "not a directory"),
         (RETRAIN, ["--arch", NB, "--config", f / "list.yaml"], "must hold a mapping"),
         # ---- export.py ---------------------------------------------------------------------

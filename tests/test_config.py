@@ -8,6 +8,8 @@ import warnings
 
 import pytest
 
+import genas.errors
+
 import evolution  # noqa: F401  (each stage registers its config sections)
 import scorers  # noqa: F401
 import supernet  # noqa: F401
@@ -62,7 +64,8 @@ def test_yaml_reads_exponent_floats(tmp_path):
         (["--tarin.lr", "1"], "unknown config section 'tarin'"),
         (["--train.epochs", "many"], "'train.epochs' must be int"),
         (["--train.epochs", "0"], "The 'epochs' parameter of train must be an int in the range [1, 100000]. Got 0"),
-        (["--data.split", "nb"], "Did you mean 'nb201'"),
+        (["--data.dataset", "cifar10", "--data.options.split", "nb"], "Did you mean 'nb201'"),
+        (["--data.options.split", "nb201"], "dataset 'digits' takes no option 'split'; its options: none"),
         (["--run.device", "tpu"], "'device' parameter of run"),
         (["--train.amp", "fp8"], "{'bf16', 'none'}"),
         (["--train.lr_min", "1.0"], "lr_min"),
@@ -266,3 +269,34 @@ def test_the_model_section_in_the_one_shape_and_its_old_spelling():
     with pytest.warns(GenasDeprecationWarning, match=r"model.layers .* write model.options.layers"):
         old = load_config(None, ["--model.network", "nb201", "--model.layers", "2"])
     assert old.model.options == {"layers": 2}
+
+
+def test_the_data_section_in_the_one_shape_and_its_old_spelling(tmp_path):
+    """``data.dataset`` + ``data.options`` (what the dataset's registry entry says it takes); ``--data.root`` warns
+    once; a run recorded in the old flat shape reads silently."""
+    code = ("import sys\nfrom genas.cli import run_cli\nfrom supernet.cli import main\n"
+            "sys.exit(run_cli(main, ['--check', '--data.dataset', 'synthetic', '--data.limit', '64']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0 and not out.stderr.strip(), out.stderr  # the common keys stay where they were
+    from genas.data.base import dataset_options
+    from genas.errors import GenasDeprecationWarning
+
+    assert dataset_options("digits").option_defaults() == {}
+    assert dataset_options("cifar10").option_defaults() == {"root": None, "download": False, "split": "default"}
+    assert set(dataset_options("imagefolder").option_defaults()) == {"root", "image_size", "workers", "on_error"}
+    genas.errors._WARNED.discard("data.root (--data.root)")
+    with pytest.warns(GenasDeprecationWarning, match=r"data.root .* write data.options.root"):
+        old = load_config(None, ["--data.dataset", "cifar10", "--data.root", str(tmp_path)])
+    assert old.data.options == {"root": str(tmp_path)} and old.data.root == str(tmp_path)
+    record = {"data": {"dataset": "digits", "root": None, "split": "default", "download": False, "batch_size": 32,
+                       "eval_batch_size": 256, "limit": None, "valid_fraction": None, "augment": None,
+                       "random_labels": False, "image_size": None, "workers": 4, "on_error": "skip"}}  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GenasDeprecationWarning)
+        recorded = load_config(None, base=record)
+    assert recorded.data.to_dict() == {"dataset": "digits", "options": {}, "batch_size": 32, "eval_batch_size": 256,
+                                       "limit": None, "valid_fraction": None, "augment": None, "random_labels": False}
+    with pytest.raises(ConfigError, match=r"The 'workers' parameter of data must be an int in the range \[0, 256\]"):
+        load_config(None, ["--data.dataset", "imagefolder", "--data.options.workers", "-1"])
+    with pytest.raises(ConfigError, match=r"dataset 'digits' takes no option 'workers'"):
+        load_config(None, ["--data.options.workers", "2"])

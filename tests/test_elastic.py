@@ -46,7 +46,7 @@ def torchrun(*args, max_restarts=0):
 
 
 STREAM = [  # an ImageFolder the test writes, decoded by 2 workers a rank with the (random) ImageNet augmentation
-    "--data.dataset", "imagefolder", "--data.image_size", "16", "--data.workers", "2", "--data.valid_fraction", "0.25",
+    "--data.dataset", "imagefolder", "--data.options.image_size", "16", "--data.options.workers", "2", "--data.valid_fraction", "0.25",
     "--data.batch_size", "8", "--supernet.options.channels", "4", "--supernet.options.layers", "1", "--train.epochs", "2",
     "--run.checkpoint_steps", "1", "--run.device", "cpu", "--run.progress", "false",
 ]  # fmt: skip
@@ -68,7 +68,7 @@ def test_a_worker_killed_mid_run_is_restarted_and_the_run_ends_exactly(tmp_path,
     if args is STREAM:
         from tests.imagedata import write_image_folder
 
-        args = [*args, "--data.root", write_image_folder(tmp_path / "images")]  # 45 images a rank: 5 steps an epoch
+        args = [*args, "--data.options.root", write_image_folder(tmp_path / "images")]  # 45 images a rank: 5 steps an epoch
     ref = torchrun(REPO / "tools" / tool, *args, "--run.root", tmp_path, "--run.name", "ref")
     out, _ = ref.communicate(timeout=600)
     assert ref.returncode == 0, out[-3000:]

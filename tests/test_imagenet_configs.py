@@ -28,9 +28,9 @@ def test_supernet_search_and_retrain_configs_run_on_an_image_folder(images, tmp_
     from genas.export.retrain_cli import main as retrain
     from supernet.cli import main as train
 
-    data = ["--data.root", str(images), "--data.workers", "1", "--data.valid_fraction", "0.25", "--data.batch_size", "8",
+    data = ["--data.options.root", str(images), "--data.options.workers", "1", "--data.valid_fraction", "0.25", "--data.batch_size", "8",
             "--data.eval_batch_size", "16", "--run.root", str(tmp_path), "--run.progress", "false"]  # fmt: skip
-    assert run_cli(train, ["--config", "imagenet/darts_supernet", *data, "--data.image_size", "32",
+    assert run_cli(train, ["--config", "imagenet/darts_supernet", *data, "--data.options.image_size", "32",
                            "--supernet.options.channels", "8", "--supernet.options.layers", "5", "--train.epochs", "2"]) == 0  # fmt: skip
     run = tmp_path / "darts-imagenet"
     cfg = (run / "config.yaml").read_text()
@@ -47,7 +47,7 @@ def test_supernet_search_and_retrain_configs_run_on_an_image_folder(images, tmp_
     assert json.loads(best.read_text())["arch"].startswith("Genotype(")
     # the retraining recipe at 224 px (the auxiliary head needs it) on a narrow, shallow darts_imagenet network
     with pytest.warns(GenasWarning, match="channels_last is off for this CPU run"):  # (torch's CPU crash avoided)
-        assert run_cli(retrain, ["--config", "imagenet/retrain_darts", "--arch", str(best), *data, "--data.image_size",
+        assert run_cli(retrain, ["--config", "imagenet/retrain_darts", "--arch", str(best), *data, "--data.options.image_size",
                                  "224", "--model.options.channels", "8", "--model.options.layers", "3", "--retrain.epochs", "2",
                                  "--retrain.warmup_epochs", "1", "--run.name", "rt"]) == 0  # fmt: skip
     rows = list(csv.DictReader(open(tmp_path / "rt" / "metrics.csv")))

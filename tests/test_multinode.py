@@ -98,7 +98,7 @@ def test_two_nodes_stream_an_image_folder_as_one_node_with_two_processes(tmp_pat
     from tests.imagedata import write_image_folder
 
     images = write_image_folder(tmp_path / "images")
-    args = ["--data.dataset", "imagefolder", "--data.root", str(images), "--data.image_size", "16", "--data.workers", "2",
+    args = ["--data.dataset", "imagefolder", "--data.options.root", str(images), "--data.options.image_size", "16", "--data.options.workers", "2",
             "--data.valid_fraction", "0.25", "--data.batch_size", "8", "--supernet.options.channels", "4", "--supernet.options.layers",
             "1", "--train.epochs", "2", "--run.progress", "false", "--run.device", "cpu", "--run.root", str(tmp_path)]  # fmt: skip
     for name, launch in (("one", one_node), ("two", two_nodes)):

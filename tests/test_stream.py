@@ -151,7 +151,7 @@ def test_bad_layouts_are_one_line_errors(tmp_path):
 def test_the_run_records_its_split_and_later_readers_use_it(folder, tmp_path):
     from genas.config import DataConfig
 
-    cfg = DataConfig(dataset="imagefolder", root=str(folder), image_size=16, valid_fraction=0.25, workers=0)
+    cfg = DataConfig(dataset="imagefolder", options=dict(root=str(folder), image_size=16, workers=0), valid_fraction=0.25)
     bundle = build_data(cfg, seed=4)
     record_split(bundle, tmp_path)
     assert (tmp_path / FILE_LIST).is_file()
@@ -162,7 +162,7 @@ def test_the_run_records_its_split_and_later_readers_use_it(folder, tmp_path):
         a, b = getattr(bundle, part), getattr(recorded, part)
         assert a.paths.tolist() == b.paths.tolist() and a.labels.tolist() == b.labels.tolist()
     assert recorded.train.workers == 0 and recorded.num_classes == 3 and recorded.image_size == 16
-    elsewhere = DataConfig(dataset="imagefolder", root=str(tmp_path / "moved"), image_size=16, workers=0)
+    elsewhere = DataConfig(dataset="imagefolder", options=dict(root=str(tmp_path / "moved"), image_size=16, workers=0))
     assert len(build_data(elsewhere, seed=4, run_dir=tmp_path).valid) == 30  # nothing listed again
     counts = [int((bundle.valid.labels == c).sum()) for c in range(3)]
     assert counts == [10, 10, 10]  # class-balanced held-out part
@@ -172,19 +172,19 @@ def test_the_cli_trains_and_searches_on_a_folder_and_bad_folders_fail_in_one_lin
     from genas.cli import run_cli
     from supernet.cli import main as train_main
 
-    args = ["--data.dataset", "imagefolder", "--data.root", str(folder), "--data.image_size", "16", "--data.workers", "1",
+    args = ["--data.dataset", "imagefolder", "--data.options.root", str(folder), "--data.options.image_size", "16", "--data.options.workers", "1",
             "--data.valid_fraction", "0.25", "--data.batch_size", "16", "--supernet.options.channels", "4", "--supernet.options.layers",
             "1", "--train.epochs", "1", "--run.root", str(tmp_path), "--run.name", "imf", "--run.progress", "false"]  # fmt: skip
     assert run_cli(train_main, args) == 0
     assert (tmp_path / "imf" / FILE_LIST).is_file() and (tmp_path / "imf" / "DONE").is_file()
     capsys.readouterr()
     watched = [tmp_path]
-    bad = ["--data.workers", "-1", "--data.on_error", "ignore", "--data.augment", "cifar", "--data.image_size", "4"]
+    bad = ["--data.options.workers", "-1", "--data.options.on_error", "ignore", "--data.augment", "cifar", "--data.options.image_size", "4"]
     for i in range(0, len(bad), 2):
         failure = bad_input_failure(capsys, "supernet.cli", [*args[:-4], "--run.name", "bad", bad[i], bad[i + 1]],
                                     bad[i].split(".")[-1], watched, listing)  # fmt: skip
         assert failure is None, failure
-    failure = bad_input_failure(capsys, "supernet.cli", [*args[:-4], "--run.name", "bad", "--data.root", str(tmp_path / "no")],
+    failure = bad_input_failure(capsys, "supernet.cli", [*args[:-4], "--run.name", "bad", "--data.options.root", str(tmp_path / "no")],
                                 "is not a folder", watched, listing)  # fmt: skip
     assert failure is None, failure
 

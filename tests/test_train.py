@@ -79,7 +79,7 @@ def test_cli_rejects_bad_input_with_one_line(tmp_path):
     cases = [
         (["--train.lrr", "0.1"], "Did you mean 'train.lr'"),
         (["--run.root", str(blocker / "sub")], "is not a directory"),
-        (["--data.dataset", "fashion-mnist", "--data.root", str(tmp_path / "none"), "--run.root", str(tmp_path)],
+        (["--data.dataset", "fashion-mnist", "--data.options.root", str(tmp_path / "none"), "--run.root", str(tmp_path)],
          "train-images-idx3-ubyte"),
         (["--data.dataset", "cifar11", "--run.root", str(tmp_path)], "Did you mean 'cifar10'"),
         (["--resume", str(tmp_path / "nothing")], "holds no run"),

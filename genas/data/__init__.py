@@ -162,7 +162,7 @@ def build_data(cfg: Any, seed: int, run_dir: str | os.PathLike | None = None) ->
     """The dataset bundle of a ``data`` config section (random labels applied to the training split if asked).
 
     Args:
-        cfg: A :class:`genas.config.DataConfig` (``dataset``, ``root``, ``split``, ``limit``, ...).
+        cfg: A :class:`genas.config.DataConfig` (``dataset``, its ``options``, ``limit``, ...).
         seed: The run's seed (splits, caps and random labels derive from it).
         run_dir: A run directory; for a streaming dataset whose split that run recorded
             (:func:`record_split`), the recorded files are used, not a new listing.
@@ -170,16 +170,17 @@ def build_data(cfg: Any, seed: int, run_dir: str | os.PathLike | None = None) ->
     from genas.data.stream import FILE_LIST, read_file_list
 
     recorded = Path(run_dir) / FILE_LIST if run_dir is not None else None
+    opts = cfg.dataset_kwargs()
     stream = DATASETS.entry(cfg.dataset).meta.get("stream", False)
     if stream and recorded is not None and recorded.is_file():
-        bundle = read_file_list(cfg.dataset, recorded, cfg.image_size)  # the run's own files, not a new listing
+        bundle = read_file_list(cfg.dataset, recorded, opts["image_size"])  # the run's own files, not a new listing
     else:
-        bundle = create_dataset(cfg.dataset, root=cfg.root, split=cfg.split, download=cfg.download,
-                                valid_fraction=cfg.valid_fraction, limit=cfg.limit, seed=seed,
-                                image_size=cfg.image_size)  # fmt: skip
+        bundle = create_dataset(cfg.dataset, root=opts.get("root"), split=opts.get("split", "default"),
+                                download=opts.get("download", False), valid_fraction=cfg.valid_fraction, limit=cfg.limit,
+                                seed=seed, image_size=opts.get("image_size"))  # fmt: skip
     if stream:
-        bundle = dataclasses.replace(bundle, **{part: dataclasses.replace(getattr(bundle, part), workers=cfg.workers,
-                                     on_error=cfg.on_error) for part in ("train", "valid", "test")})  # fmt: skip
+        bundle = dataclasses.replace(bundle, **{part: dataclasses.replace(getattr(bundle, part), workers=opts["workers"],
+                                     on_error=opts["on_error"]) for part in ("train", "valid", "test")})  # fmt: skip
     if cfg.random_labels:
         bundle = dataclasses.replace(bundle, train=bundle.train.with_random_labels(bundle.num_classes, seed))
     return bundle

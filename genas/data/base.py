@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
 from genas.errors import ConfigError
 from genas.registry import Registry
+from genas.validation import Boolean, Configurable, Interval, Nullable, OneOf
 
 __all__ = [
     "ArrayDataset",
@@ -31,6 +32,8 @@ __all__ = [
     "cap",
     "channel_stats",
     "make_bundle",
+    "dataset_options",
+    "DatasetOptions",
 ]
 
 #: Augmentation names understood by :func:`genas.data.build_loader`.
@@ -155,6 +158,46 @@ Builder = Callable[..., DataBundle]
 #: ``files=`` (whether it reads files), ``download=`` (whether ``download=True`` works) and
 #: ``stream=`` (it returns file lists read by workers, and takes ``image_size``).
 DATASETS: Registry[Builder] = Registry("dataset", builtins=("genas.data.datasets", "genas.data.stream"))
+
+
+class DatasetOptions(Configurable):
+    """The options a dataset takes in the ``data`` config section (``data.options``), read from its registry entry.
+
+    A dataset is a builder function; what it takes follows from how it was registered: ``root`` if
+    it reads files, ``download`` if genas can download it, ``split`` if it has more than the default
+    split, and ``image_size``, ``workers``, ``on_error`` if it streams files through loader workers.
+    """
+
+    dataset: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    types: ClassVar[dict[str, Any]] = {"root": str | None, "download": bool, "split": str, "image_size": int | None,
+                                       "workers": int, "on_error": str}  # fmt: skip
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        return dict(cls.defaults)
+
+    @classmethod
+    def option_types(cls) -> dict[str, Any]:
+        return {k: cls.types[k] for k in cls.defaults}
+
+
+def dataset_options(name: str) -> type[DatasetOptions]:
+    """The :class:`DatasetOptions` of registered dataset ``name`` (an unknown name: one line with a suggestion)."""
+    meta = DATASETS.entry(name).meta
+    defaults: dict[str, Any] = {}
+    if meta.get("files", True):
+        defaults["root"] = None
+    if meta.get("download", False):
+        defaults["download"] = False
+    splits = tuple(meta.get("splits", ("default",)))
+    if len(splits) > 1:
+        defaults["split"] = "default"
+    if meta.get("stream", False):
+        defaults.update(image_size=None, workers=4, on_error="skip")
+    constraints = {"split": OneOf(splits), "download": Boolean(), "image_size": Nullable(Interval(int, 8, 4096)),
+                   "workers": Interval(int, 0, 256), "on_error": OneOf(("skip", "raise"))}  # fmt: skip
+    return type(f"DatasetOptions[{name}]", (DatasetOptions,), {"dataset": name, "defaults": defaults, "constraints": constraints})
 
 
 def split_rng(seed: int, purpose: int) -> np.random.Generator:

@@ -144,7 +144,7 @@ def _npz(
     """Generic npz arrays; mean/std from ``x_train``; num_classes = largest label + 1."""
     path = files.locate(
         "npz", root, "GENAS_NPZ", [], lambda p: p if p.is_file() else None, "npz file",
-        "Pass data.root=/path/to/file.npz (arrays x_train, y_train, x_test, y_test) or set $GENAS_NPZ.",
+        "Pass data.options.root=/path/to/file.npz (arrays x_train, y_train, x_test, y_test) or set $GENAS_NPZ.",
     )
     train_pool, test_pool, valid_pool = files.read_npz(path)
     return make_bundle(
@@ -164,7 +164,7 @@ def _fashion_mnist(
     folder = files.locate(
         "fashion-mnist", root, "GENAS_FASHION_MNIST", [FASHION_MNIST_DIR], files.fashion_mnist_probe,
         "train-images-idx3-ubyte(.gz)",
-        "Install with `apt-get install dataset-fashion-mnist`, set $GENAS_FASHION_MNIST, or pass data.root.",
+        "Install with `apt-get install dataset-fashion-mnist`, set $GENAS_FASHION_MNIST, or pass data.options.root.",
     )
     train_pool, test_pool = files.read_fashion_mnist(folder)
     mean, std = FASHION_MNIST_STATS
@@ -187,7 +187,7 @@ def _cifar(name: str, num_classes: int, stats, nb201_valid_from: str) -> Builder
             path = files.locate(
                 name, root, env_var, [CACHE_DIR / name], files.cifar_probe(folder_name),
                 f"{folder_name}/ (torchvision layout) or .npz file",
-                f"Pass data.root (a folder or an npz file), set ${env_var}, or pass data.download=true "
+                f"Pass data.options.root (a folder or an npz file), set ${env_var}, or pass data.options.download=true "
                 "(needs internet).",
             )
         train_pool, test_pool, valid_pool = files.read_cifar(name, path, download)
@@ -225,7 +225,7 @@ def _imagenet16_120(
         "imagenet16-120", root, "GENAS_IMAGENET16", [CACHE_DIR / "ImageNet16"], files.imagenet16_probe,
         "train_data_batch_1 (downsampled ImageNet 16x16 pickles)",
         "Get Imagenet16_train.zip / Imagenet16_val.zip from image-net.org (Downsampled ImageNet), "
-        "unpack both into one folder, and pass data.root or set $GENAS_IMAGENET16.",
+        "unpack both into one folder, and pass data.options.root or set $GENAS_IMAGENET16.",
     )
     train_pool, val_pool = files.read_imagenet16(folder, 120)
     if len(train_pool) == 0:

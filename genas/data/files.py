@@ -46,7 +46,7 @@ def locate(
 
     Args:
         dataset: Name used in the message.
-        root: The ``data.root`` option, or None.
+        root: The ``data.options.root`` option, or None.
         env_var: Environment variable consulted when ``root`` is None.
         defaults: Fallback locations.
         probe: Maps a candidate path to the path to read (itself or a sub-folder), or None.
@@ -57,7 +57,7 @@ def locate(
         The path returned by ``probe``.
     """
     if root is not None:
-        candidates = [(Path(root).expanduser(), "data.root")]
+        candidates = [(Path(root).expanduser(), "data.options.root")]
     else:
         env = os.environ.get(env_var)
         candidates = [(Path(env).expanduser(), f"${env_var}")] if env else []
@@ -125,7 +125,7 @@ def read_npz(path: Path) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset | Non
     """
     keys = ("x_train", "y_train", "x_test", "y_test")
     if path.is_dir():
-        raise DataNotFoundError(f"{path} is a directory; data.root of dataset 'npz' is an .npz file")
+        raise DataNotFoundError(f"{path} is a directory; data.options.root of dataset 'npz' is an .npz file")
     unreadable = (f"{path} is not a readable npz file ({{}}); expected arrays x_train, y_train, x_test, y_test "
                   "saved with numpy.savez")
     try:

@@ -2,7 +2,7 @@
 
 ImageNet does not fit in memory (1.28M JPEGs, about 140 GB), so these two formats keep only a
 *file list* in memory (:class:`FileDataset`: where each image's bytes are, and its label) and
-decode in DataLoader workers (:mod:`genas.data.stream_loader`). Layouts, under ``data.root``:
+decode in DataLoader workers (:mod:`genas.data.stream_loader`). Layouts, under ``data.options.root``:
 
 - ``imagefolder``: ``train/<class>/<image>`` and ``val/<class>/<image>`` (torchvision's and
   timm's ImageFolder; class indices are the sorted folder names of ``train/``).
@@ -64,9 +64,9 @@ class FileDataset:
         offsets: ``(N,)`` int64 byte offset of the image inside its shard; -1 for a plain file.
         sizes: ``(N,)`` int64 byte size inside the shard; -1 for a plain file.
         labels: ``(N,)`` int64 class indices.
-        workers: DataLoader worker processes that decode and augment (``data.workers``).
+        workers: DataLoader worker processes that decode and augment (``data.options.workers``).
         on_error: A file that cannot be decoded: ``"skip"`` it (counted, one warning line per epoch)
-            or ``"raise"`` an error naming it (``data.on_error``).
+            or ``"raise"`` an error naming it (``data.options.on_error``).
     """
 
     paths: np.ndarray
@@ -262,12 +262,12 @@ def _root(name: str, root: str | None) -> Path:
     if root is None:
         env = os.environ.get("GENAS_IMAGENET")
         if not env:
-            raise DataNotFoundError(f"{name}: no data.root given and $GENAS_IMAGENET is unset; pass data.root ROOT "
+            raise DataNotFoundError(f"{name}: no data.options.root given and $GENAS_IMAGENET is unset; pass data.options.root ROOT "
                                     "holding train/ and val/")  # fmt: skip
         root = env
     path = Path(root).expanduser()
     if not path.is_dir():
-        raise DataNotFoundError(f"{name}: data.root {path} is not a folder; allowed: a folder holding train/ and val/")
+        raise DataNotFoundError(f"{name}: data.options.root {path} is not a folder; allowed: a folder holding train/ and val/")
     return path
 
 

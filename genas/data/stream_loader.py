@@ -160,7 +160,7 @@ class StreamLoader(ShardedEpochs):
             if bad and self.ds.on_error == "raise":
                 name, why = bad[0]
                 raise DataNotFoundError(f"cannot decode image {name}: {why}; allowed: a readable JPEG/PNG/WebP "
-                                        "(or data.on_error skip to skip and count such files)")  # fmt: skip
+                                        "(or data.options.on_error skip to skip and count such files)")  # fmt: skip
             self.skipped += bad
             if x is None:
                 raise DataNotFoundError(f"no image of a batch could be decoded ({len(bad)} files, first {bad[0][0]}: "
@@ -173,7 +173,7 @@ class StreamLoader(ShardedEpochs):
             name, why = self.skipped[0]
             rank = f" (rank {self.rank})" if self.world_size > 1 else ""
             print(f"warning: skipped {len(self.skipped)} image(s) that could not be decoded in {when}{rank}, first {name} "
-                  f"({why}); data.on_error raise stops at such a file instead", file=sys.stderr)  # fmt: skip
+                  f"({why}); data.options.on_error raise stops at such a file instead", file=sys.stderr)  # fmt: skip
 
     def batches(self, n: int, seed: int) -> list[Batch]:
         """``n`` full batches drawn as :meth:`genas.data.TensorLoader.batches` draws them (for BN and scoring)."""

@@ -4,8 +4,8 @@ Usage::
 
     python tools/search_darts.py                                    # quickstart: NB201 on digits, a2m, minutes
     python tools/search_darts.py --architect darts                  # first-order DARTS instead
-    python tools/search_darts.py --config a2m_nb201 --data.root /data/cifar10 --table nb201_accuracy.csv
-    python tools/search_darts.py --config a2m_darts --data.root /data/cifar10
+    python tools/search_darts.py --config a2m_nb201 --data.options.root /data/cifar10 --table nb201_accuracy.csv
+    python tools/search_darts.py --config a2m_darts --data.options.root /data/cifar10
     python tools/search_darts.py --differentiable.architect_options.rho 0.1 --differentiable.epochs 10
     python tools/search_darts.py --resume                           # continue the run the config names
     python tools/search_darts.py --resume auto --run.checkpoint_steps 20   # continue it if it exists, else start

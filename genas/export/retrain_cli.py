@@ -3,7 +3,7 @@
 Usage::
 
     python tools/retrain.py --arch runs/nb201-digits/search-angle+flatness-evolution/best_arch.json   # quickstart, minutes
-    python tools/retrain.py --config configs/retrain_darts_cifar10.yaml --arch best_arch.json --data.root /data/cifar10
+    python tools/retrain.py --config configs/retrain_darts_cifar10.yaml --arch best_arch.json --data.options.root /data/cifar10
     python tools/retrain.py --config configs/retrain_nb201_cifar10.yaml --arch "|nor_conv_3x3~0|+|...|"
     python tools/retrain.py --arch best_arch.json --inherit runs/nb201-digits   # start from the supernet's weights
     python tools/retrain.py --resume runs/retrain-nb201-digits                     # continue an interrupted run
