@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar
 
 from genas.errors import ConfigError
@@ -113,7 +114,7 @@ def set_options(owner: str, field: str, key: str, value: Any, from_cli: bool,
 
 
 
-class PluginSection(Section):
+class PluginSection(Section, ABC):
     """A section choosing one :class:`~genas.validation.Configurable` plugin by name, with its options.
 
     Subclasses set ``choice`` (the key holding the name: ``algorithm``, ``space``), ``default``
@@ -153,9 +154,9 @@ class PluginSection(Section):
             self.set(key, value, from_cli=False)
 
     @classmethod
+    @abstractmethod
     def plugin(cls, name: str) -> Any:
         """The plugin class named ``name`` (an unknown name: one line with a suggestion)."""
-        raise NotImplementedError
 
     # ---- keys ------------------------------------------------------------------------------
     @property

@@ -25,6 +25,14 @@ def test_defaults_are_the_spec_values():
     assert cfg.search.mutation_prob == 0.1 and cfg.search.iterations == 20
 
 
+def cli_stderr(module: str, argv: list[str]) -> list[str]:
+    """The non-empty stderr lines of ``module``'s CLI run on ``argv`` in a fresh process (which must exit 0)."""
+    code = f"import sys\nfrom genas.cli import run_cli\nfrom {module} import main\nsys.exit(run_cli(main, {argv!r}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return [line for line in out.stderr.splitlines() if line.strip()]
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
 def test_builtin_configs_load(name):
     cfg = load_config(name)
@@ -164,13 +172,9 @@ def test_the_old_spelling_of_an_algorithm_option_works_with_one_warning_line(tmp
     """One shape for a pluggable kind: ``search.algorithm`` + ``search.options``; the old flat keys warn once."""
     config = tmp_path / "c.yaml"
     config.write_text(yaml_text or "search:\n  algorithm: rea\n")
-    code = ("import sys\nfrom genas.cli import run_cli\nfrom evolution.cli import main\n"
-            f"sys.exit(run_cli(main, ['--config', {str(config)!r}, '--check', *{argv!r}, '--search.max_params', '9']))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert out.returncode == 0, out.stderr
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    lines = cli_stderr("evolution.cli", ["--config", str(config), "--check", *argv, "--search.max_params", "9"])
     assert lines == ["warning: search.cycles (--search.cycles) is deprecated and will be removed in the next release; "
-                     "write search.options.cycles (--search.options.cycles)"], out.stderr  # fmt: skip
+                     "write search.options.cycles (--search.options.cycles)"], lines  # fmt: skip
     config.write_text("search:\n  algorithm: rea\n  options:\n    cycles: 40\n")  # the new shape, the same value
     cfg = load_config(config)
     assert (cfg.search.algorithm, cfg.search.cycles, cfg.search.to_dict()["options"]["cycles"]) == ("rea", 40, 40)
@@ -184,14 +188,10 @@ def test_an_option_the_algorithm_does_not_take_names_the_new_spelling():
 
 def test_the_old_flat_spelling_of_a_variant_option_works_with_one_warning_line(tmp_path):
     """Variants in the one shape: ``variants.use`` + ``variants.options.<name>``; ``variants.pc_k`` warns once."""
-    code = ("import sys\nfrom genas.cli import run_cli\nfrom genas.differentiable.cli import main\n"
-            "sys.exit(run_cli(main, ['--check', '--variant', 'pc,beta', '--variants.pc_k', '2', "
-            "'--variants.pc_k', '2', '--variants.options.beta.slope', '1']))")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert out.returncode == 0, out.stderr
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    lines = cli_stderr("genas.differentiable.cli", ["--check", "--variant", "pc,beta", "--variants.pc_k", "2",
+                                                    "--variants.pc_k", "2", "--variants.options.beta.slope", "1"])
     assert lines == ["warning: variants.pc_k (--variants.pc_k) is deprecated and will be removed in the next release; "
-                     "write variants.options.pc.k (--variants.options.pc.k)"], out.stderr  # fmt: skip
+                     "write variants.options.pc.k (--variants.options.pc.k)"], lines  # fmt: skip
     config = tmp_path / "v.yaml"
     config.write_text("variants:\n  use: [pc, beta]\n  options:\n    pc: {k: 2, form: asquaredm}\n    beta: {slope: 1}\n")
     import genas.differentiable  # noqa: F401  (registers the variants section)
@@ -204,11 +204,7 @@ def test_the_old_flat_spelling_of_a_variant_option_works_with_one_warning_line(t
 
 def test_the_old_spelling_of_an_architect_option_works_with_one_warning_line():
     """The architect in the one shape: ``differentiable.architect`` + ``differentiable.architect_options``."""
-    code = ("import sys\nfrom genas.cli import run_cli\nfrom genas.differentiable.cli import main\n"
-            "sys.exit(run_cli(main, ['--check', '--differentiable.rho', '0.2', '--differentiable.rho', '0.3']))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert out.returncode == 0, out.stderr
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    lines = cli_stderr("genas.differentiable.cli", ['--check', '--differentiable.rho', '0.2', '--differentiable.rho', '0.3'])
     assert lines == ["warning: differentiable.rho (--differentiable.rho) is deprecated and will be removed in the next "
                      "release; write differentiable.architect_options.rho (--differentiable.architect_options.rho)"]
     import genas.differentiable  # noqa: F401  (registers the differentiable section)
@@ -222,13 +218,9 @@ def test_the_old_spelling_of_an_architect_option_works_with_one_warning_line():
 def test_the_supernet_in_the_one_shape_and_its_old_spelling_with_one_warning_line(tmp_path):
     """``supernet.space`` + ``supernet.options`` (the class's own table); ``--supernet.channels`` warns once;
     a run recorded in the old flat shape resumes silently and builds the same supernet."""
-    code = ("import sys\nfrom genas.cli import run_cli\nfrom supernet.cli import main\n"
-            "sys.exit(run_cli(main, ['--check', '--supernet.channels', '8', '--supernet.channels', '8']))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert out.returncode == 0, out.stderr
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    lines = cli_stderr("supernet.cli", ['--check', '--supernet.channels', '8', '--supernet.channels', '8'])
     assert lines == ["warning: supernet.channels (--supernet.channels) is deprecated and will be removed in the next "
-                     "release; write supernet.options.channels (--supernet.options.channels)"], out.stderr  # fmt: skip
+                     "release; write supernet.options.channels (--supernet.options.channels)"], lines  # fmt: skip
     from genas.errors import GenasDeprecationWarning
 
     new = load_config(None, ["--supernet.space", "darts", "--supernet.options.channels", "8", "--supernet.options.stem", "imagenet"])
@@ -274,10 +266,7 @@ def test_the_model_section_in_the_one_shape_and_its_old_spelling():
 def test_the_data_section_in_the_one_shape_and_its_old_spelling(tmp_path):
     """``data.dataset`` + ``data.options`` (what the dataset's registry entry says it takes); ``--data.root`` warns
     once; a run recorded in the old flat shape reads silently."""
-    code = ("import sys\nfrom genas.cli import run_cli\nfrom supernet.cli import main\n"
-            "sys.exit(run_cli(main, ['--check', '--data.dataset', 'synthetic', '--data.limit', '64']))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert out.returncode == 0 and not out.stderr.strip(), out.stderr  # the common keys stay where they were
+    assert cli_stderr("supernet.cli", ["--check", "--data.dataset", "synthetic", "--data.limit", "64"]) == []  # common keys
     from genas.data.base import dataset_options
     from genas.errors import GenasDeprecationWarning
 
