@@ -24,9 +24,9 @@ from torch import nn
 
 from genas.counting import count_flops, count_params
 from genas.errors import ConfigError
-from genas.export.config import GEOMETRIES
+from genas.export.options import NETWORK_CONSTRAINTS
 from genas.registry import Registry
-from genas.validation import Boolean, Configurable, Interval, Nullable, OneOf
+from genas.validation import Configurable
 from genas.spaces import create_space
 
 __all__ = ["Network", "take_indices", "model_stats", "pretrained_cfg", "check_input_size", "geometry_hparams", "NETWORKS"]
@@ -95,11 +95,7 @@ class Network(nn.Module, Configurable, ABC):
     #: (``drop_path_rate`` is scheduled by ``retrain.drop_path``)
     not_options: ClassVar[tuple[str, ...]] = ("arch", "num_classes", "in_chans", "drop_path_rate", "device", "dtype")
     #: the limits of every network's options (each network takes the ones its ``__init__`` names)
-    constraints: ClassVar[dict[str, Any]] = {
-        "channels": Interval(int, 1, 4096), "layers": Interval(int, 1, 1000), "auxiliary": Boolean(),
-        "affine": Boolean(), "track_running_stats": Boolean(), "stem_multiplier": Interval(int, 1, 64),
-        "pool_bn": Boolean(), "geometry": OneOf(GEOMETRIES), "output_stride": Nullable(Interval(int, 1, 1024)),
-    }  # fmt: skip
+    constraints: ClassVar[dict[str, Any]] = NETWORK_CONSTRAINTS
 
     arch: Any
     hparams: dict[str, Any]

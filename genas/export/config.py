@@ -25,7 +25,6 @@ from genas.validation import Boolean, Interval, Nullable, OneOf, Text
 __all__ = ["ModelConfig", "RetrainConfig", "NETWORK_NAMES", "check_model_options"]
 
 NETWORK_NAMES = ("darts", "darts_imagenet", "nb201")
-GEOMETRIES = ("cifar", "dense")  # the network geometries of genas.export.geometry (kept here: this module imports no torch)
 
 
 class _FromArchitecture:

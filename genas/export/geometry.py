@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genas.export.config import GEOMETRIES
+from genas.export.options import GEOMETRIES
 from genas.errors import ConfigError
 from supernet.ops import FactorizedReduce
 
